@@ -1,0 +1,113 @@
+/**
+ * Token authentication: HMAC-SHA-256 proofs bound to fresh nonces.
+ *
+ * Each side proves it knows the shared token without sending it:
+ *
+ * ```text
+ * proof = HMAC-SHA-256(key = UTF-8(token),
+ *                      "sockit/1 " role "\0" service "\0" server_nonce client_nonce)
+ * ```
+ *
+ * where `role` is `client` or `server` and both nonces are 32 random bytes.
+ * The server nonce is new for every connection, so a recorded proof is
+ * useless on any later connection (a replay fails).
+ *
+ * @module
+ */
+
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { NONCE_LENGTH } from "./protocol.ts";
+
+/** Which side of the connection a proof comes from. */
+export type ProofRole = "client" | "server";
+
+/** Fewest characters a token may have. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Returns {@linkcode NONCE_LENGTH} bytes from the system's secure random source.
+ *
+ * @returns a fresh nonce
+ *
+ * @example Two nonces differ
+ * ```ts
+ * import { createNonce } from "@sockit/sockit";
+ * import { assertNotEquals } from "node:assert/strict";
+ *
+ * assertNotEquals(createNonce(), createNonce());
+ * ```
+ */
+export function createNonce(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
+}
+
+/**
+ * Computes the proof that `role` knows `token` for one session.
+ *
+ * @param token the shared secret
+ * @param role which side is proving
+ * @param service the service named in the HELLO
+ * @param serverNonce the server's nonce from the CHALLENGE
+ * @param clientNonce the client's nonce from the HELLO
+ * @returns the 32-byte proof
+ *
+ * @example The client and server proofs differ
+ * ```ts
+ * import { computeProof } from "@sockit/sockit";
+ * import { assertNotEquals } from "node:assert/strict";
+ *
+ * const s = new Uint8Array(32), c = new Uint8Array(32).fill(1);
+ * const token = "correct horse battery staple";
+ * assertNotEquals(
+ *   computeProof(token, "client", "echo", s, c),
+ *   computeProof(token, "server", "echo", s, c),
+ * );
+ * ```
+ */
+export function computeProof(
+  token: string,
+  role: ProofRole,
+  service: string,
+  serverNonce: Uint8Array,
+  clientNonce: Uint8Array,
+): Uint8Array {
+  const mac = createHmac("sha256", token);
+  mac.update(`sockit/1 ${role}\0${service}\0`);
+  mac.update(serverNonce);
+  mac.update(clientNonce);
+  return new Uint8Array(mac.digest());
+}
+
+/**
+ * Checks a proof in constant time.
+ *
+ * @param token the shared secret
+ * @param role which side claims to know it
+ * @param service the service named in the HELLO
+ * @param serverNonce the server's nonce
+ * @param clientNonce the client's nonce
+ * @param proof the proof received
+ * @returns whether the proof is right
+ *
+ * @example Verify a proof
+ * ```ts
+ * import { computeProof, createNonce, verifyProof } from "@sockit/sockit";
+ * import { assertEquals } from "node:assert/strict";
+ *
+ * const s = createNonce(), c = createNonce(), token = "0123456789abcdef";
+ * const proof = computeProof(token, "client", "chat", s, c);
+ * assertEquals(verifyProof(token, "client", "chat", s, c, proof), true);
+ * assertEquals(verifyProof(token, "client", "chat", createNonce(), c, proof), false);
+ * ```
+ */
+export function verifyProof(
+  token: string,
+  role: ProofRole,
+  service: string,
+  serverNonce: Uint8Array,
+  clientNonce: Uint8Array,
+  proof: Uint8Array,
+): boolean {
+  const expected = computeProof(token, role, service, serverNonce, clientNonce);
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
+}

@@ -1,0 +1,417 @@
+/**
+ * The sockit server: listeners on TCP and Unix sockets, the handshake, the
+ * limits and timeouts that keep one bad peer from costing anyone else, and
+ * graceful shutdown.
+ *
+ * @module
+ */
+
+import { type Address, DEFAULT_ADDRESS, formatAddress, parseAddress } from "./address.ts";
+import { ChatRoom } from "./chat.ts";
+import { echoService } from "./echo.ts";
+import { ProtocolError } from "./errors.ts";
+import { DEFAULT_MAX_FRAME_LENGTH, resolveMaxFrameLength } from "./frame.ts";
+import { acceptHandshake } from "./handshake.ts";
+import type { Service } from "./service.ts";
+import { DEFAULT_MAX_HANDSHAKE_FRAME, Session, toProtocolError } from "./session.ts";
+
+/** Something that happened on the server, for logs and monitoring. */
+export type ServerEvent =
+  | { type: "listening"; address: string }
+  | { type: "connected"; id: number; remote: string }
+  | { type: "refused"; remote: string; code: string }
+  | { type: "session"; id: number; remote: string; service: string; authenticated: boolean }
+  | { type: "closed"; id: number; remote: string; service: string; reason: string }
+  | { type: "error"; id?: number; remote?: string; code: string; message: string }
+  | { type: "shutdown"; sessions: number };
+
+/** Options for {@linkcode serve}. */
+export interface ServeOptions {
+  /**
+   * Addresses to listen on: `HOST:PORT`, `[IPV6]:PORT` or `unix:PATH`. Port 0
+   * picks a free port; {@linkcode Server.addrs} tells which.
+   *
+   * @default {["127.0.0.1:7070"]}
+   */
+  listen?: readonly (string | Address)[];
+  /** Shared token; when set, every session must prove it. @default {undefined} */
+  token?: string | undefined;
+  /** Services offered. @default {[echoService, new ChatRoom()]} */
+  services?: readonly Service[];
+  /** Connections served at once; more are refused with `busy`. @default {256} */
+  maxConnections?: number;
+  /** Largest frame payload after the handshake, in bytes. @default {1048576} */
+  maxFrame?: number;
+  /** Largest frame payload before the handshake completes. @default {16384} */
+  maxHandshakeFrame?: number;
+  /** Milliseconds from accept to WELCOME; progress does not extend it. @default {10000} */
+  handshakeTimeout?: number;
+  /** Milliseconds without traffic before a session is closed; 0 for none. @default {300000} */
+  idleTimeout?: number;
+  /** Milliseconds a frame may stay half-received or a write blocked. @default {30000} */
+  stallTimeout?: number;
+  /** Milliseconds sessions get to finish after shutdown begins. @default {5000} */
+  shutdownGrace?: number;
+  /** Milliseconds a closing connection waits for the peer to read the reason. @default {1000} */
+  lingerTime?: number;
+  /** Called for every {@linkcode ServerEvent}. @default {undefined} */
+  onEvent?: ((event: ServerEvent) => void) | undefined;
+  /** Aborting it shuts the server down. @default {undefined} */
+  signal?: AbortSignal | undefined;
+}
+
+/** Connections refused with `busy` that may linger at once; more are cut. */
+const MAX_LINGERING_REFUSALS = 256;
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (!Number.isSafeInteger(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new RangeError(
+      `Cannot use ${name} "${value}": expected a ${
+        allowZero ? "non-negative" : "positive"
+      } integer`,
+    );
+  }
+  return value;
+}
+
+async function listenUnix(path: string): Promise<Deno.Listener> {
+  try {
+    return Deno.listen({ transport: "unix", path });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+  }
+  const info = await Deno.lstat(path);
+  if (!info.isSocket) {
+    throw new Deno.errors.AddrInUse(
+      `Cannot listen on "unix:${path}": the path exists and is not a socket`,
+    );
+  }
+  try {
+    const probe = await Deno.connect({ transport: "unix", path });
+    probe.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+    // Nobody listens: a socket file left by a crash. Replace it.
+    await Deno.remove(path);
+    return Deno.listen({ transport: "unix", path });
+  }
+  throw new Deno.errors.AddrInUse(
+    `Cannot listen on "unix:${path}": another server is listening there`,
+  );
+}
+
+/**
+ * A running server. Dispose of it (`await using`) or call
+ * {@linkcode Server.shutdown} to stop it.
+ *
+ * @example Start, inspect and stop a server
+ * ```ts
+ * import { serve } from "@sockit/sockit";
+ * import { assertEquals } from "node:assert/strict";
+ *
+ * const server = await serve({ listen: ["127.0.0.1:0"] });
+ * assertEquals(server.addrs[0]?.transport, "tcp");
+ * await server.shutdown();
+ * ```
+ */
+export class Server implements AsyncDisposable {
+  /** The addresses listened on, with the real port where 0 was asked for. */
+  readonly addrs: readonly Address[];
+  /** Resolves once the server has shut down and every connection is closed. */
+  readonly finished: Promise<void>;
+  readonly #listeners: Deno.Listener[];
+  readonly #services: ReadonlyMap<string, Service>;
+  readonly #token: string | undefined;
+  readonly #maxConnections: number;
+  readonly #maxFrame: number;
+  readonly #maxHandshakeFrame: number;
+  readonly #handshakeTimeout: number;
+  readonly #idleTimeout: number;
+  readonly #stallTimeout: number;
+  readonly #shutdownGrace: number;
+  readonly #lingerTime: number;
+  readonly #onEvent: (event: ServerEvent) => void;
+  readonly #sessions = new Set<Session>();
+  readonly #refusing = new Set<Promise<void>>();
+  readonly #acceptLoops: Promise<void>[];
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #unixPaths: string[];
+  #nextId = 0;
+  #stopping = false;
+  #shutdown: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+  #resolveFinished!: () => void;
+
+  /** Use {@linkcode serve}. */
+  constructor(
+    listeners: Deno.Listener[],
+    unixPaths: string[],
+    options: ServeOptions & { services: readonly Service[] },
+  ) {
+    this.#listeners = listeners;
+    this.#unixPaths = unixPaths;
+    this.addrs = listeners.map((l) => parseAddress(formatAddress(l.addr)));
+    this.#services = new Map(options.services.map((s) => [s.name, s]));
+    this.#token = options.token;
+    this.#maxConnections = positive("maxConnections", options.maxConnections ?? 256);
+    this.#maxFrame = resolveMaxFrameLength(options.maxFrame ?? DEFAULT_MAX_FRAME_LENGTH);
+    this.#maxHandshakeFrame = Math.min(
+      resolveMaxFrameLength(options.maxHandshakeFrame ?? DEFAULT_MAX_HANDSHAKE_FRAME),
+      this.#maxFrame,
+    );
+    this.#handshakeTimeout = positive("handshakeTimeout", options.handshakeTimeout ?? 10_000);
+    this.#idleTimeout = positive("idleTimeout", options.idleTimeout ?? 300_000, true);
+    this.#stallTimeout = positive("stallTimeout", options.stallTimeout ?? 30_000);
+    this.#shutdownGrace = positive("shutdownGrace", options.shutdownGrace ?? 5_000, true);
+    this.#lingerTime = positive("lingerTime", options.lingerTime ?? 1_000, true);
+    this.#onEvent = options.onEvent ?? (() => {});
+    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    const shortest = Math.min(
+      this.#handshakeTimeout,
+      this.#stallTimeout,
+      this.#idleTimeout || Infinity,
+    );
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, shortest / 4)));
+    for (const addr of this.addrs) {
+      this.#onEvent({ type: "listening", address: formatAddress(addr) });
+    }
+    this.#acceptLoops = listeners.map((l) => this.#acceptLoop(l));
+    options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+  }
+
+  /** Connections being served now (refused ones not counted). */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#stopping || error instanceof Deno.errors.BadResource) return;
+        // EMFILE and the like: report, pause briefly, keep serving.
+        this.#onEvent({ type: "error", code: "accept_failed", message: String(error) });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (this.#stopping) {
+        conn.close();
+        return;
+      }
+      if (this.#sessions.size >= this.#maxConnections) {
+        this.#refuse(conn);
+        continue;
+      }
+      this.#serveConnection(conn);
+    }
+  }
+
+  #refuse(conn: Deno.Conn): void {
+    const remote = formatAddress(conn.remoteAddr);
+    this.#onEvent({ type: "refused", remote, code: "busy" });
+    const session = new Session(conn, 0, remote, { lingerTime: this.#lingerTime });
+    if (this.#refusing.size >= MAX_LINGERING_REFUSALS) {
+      session.destroy();
+      return;
+    }
+    session.abort(
+      new ProtocolError(
+        "busy",
+        `Cannot accept connection: all ${this.#maxConnections} connection slots are in use`,
+        { maxConnections: this.#maxConnections },
+      ),
+    );
+    const done: Promise<void> = session.finish().catch((error) => {
+      this.#onEvent({ type: "error", remote, code: "internal", message: String(error) });
+    }).finally(() => this.#refusing.delete(done));
+    this.#refusing.add(done);
+  }
+
+  async #serveConnection(conn: Deno.Conn): Promise<void> {
+    const id = ++this.#nextId;
+    const remote = formatAddress(conn.remoteAddr);
+    const session = new Session(conn, id, remote, {
+      maxHandshakeFrame: this.#maxHandshakeFrame,
+      lingerTime: this.#lingerTime,
+    });
+    session.deadline = performance.now() + this.#handshakeTimeout;
+    this.#sessions.add(session);
+    this.#onEvent({ type: "connected", id, remote });
+    let reason = "eof";
+    try {
+      if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+      const accepted = await acceptHandshake(session, {
+        services: this.#services,
+        token: this.#token,
+        maxFrame: this.#maxFrame,
+        idleTimeout: this.#idleTimeout,
+      });
+      await accepted.service.handle(session, async () => {
+        await accepted.welcome();
+        this.#onEvent({
+          type: "session",
+          id,
+          remote,
+          service: session.service,
+          authenticated: accepted.authenticated,
+        });
+      });
+    } catch (error) {
+      const told = toProtocolError(error);
+      if (told) {
+        session.abort(told);
+        if (told.code === "internal") {
+          this.#onEvent({ type: "error", id, remote, code: "internal", message: String(error) });
+        }
+      } else {
+        reason = error instanceof Error ? error.name : "error";
+      }
+    }
+    try {
+      await session.finish();
+    } catch (error) {
+      this.#onEvent({ type: "error", id, remote, code: "internal", message: String(error) });
+      session.destroy();
+    }
+    if (session.abortError) reason = session.abortError.code;
+    this.#sessions.delete(session);
+    this.#onEvent({ type: "closed", id, remote, service: session.service, reason });
+    if (this.#sessions.size === 0) this.#drained?.();
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const session of this.#sessions) {
+      if (session.abortError) continue;
+      let error: ProtocolError | undefined;
+      if (now >= session.deadline) {
+        error = new ProtocolError(
+          "handshake_timeout",
+          `Cannot start session: handshake not completed within ${this.#handshakeTimeout} ms`,
+          { handshakeTimeout: this.#handshakeTimeout },
+        );
+      } else if (session.writer.inFlight > 0 && now - session.lastWrite > this.#stallTimeout) {
+        error = new ProtocolError(
+          "write_stall",
+          `Cannot deliver data: peer read nothing for ${this.#stallTimeout} ms`,
+          { stallTimeout: this.#stallTimeout },
+        );
+      } else if (session.reader.buffered > 0 && now - session.lastRead > this.#stallTimeout) {
+        error = new ProtocolError(
+          "frame_stall",
+          `Cannot read frame: no bytes of it for ${this.#stallTimeout} ms`,
+          { stallTimeout: this.#stallTimeout },
+        );
+      } else if (
+        this.#idleTimeout > 0 &&
+        now - Math.max(session.lastRead, session.lastWrite) > this.#idleTimeout
+      ) {
+        error = new ProtocolError(
+          "idle_timeout",
+          `Cannot keep session: idle for ${this.#idleTimeout} ms`,
+          { idleTimeout: this.#idleTimeout },
+        );
+      }
+      if (error) session.abort(error);
+    }
+  }
+
+  /**
+   * Stops accepting, lets sessions finish what they hold (idle ones are told
+   * at once that the server is shutting down), closes whatever is left after
+   * the grace period, and resolves when everything is closed. Calling it
+   * again returns the same promise.
+   *
+   * @returns a promise that resolves when the server has stopped
+   */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#stop();
+    return this.#shutdown;
+  }
+
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    for (const listener of this.#listeners) {
+      try {
+        listener.close();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+    }
+    await Promise.all(this.#acceptLoops);
+    for (const path of this.#unixPaths) {
+      await Deno.remove(path).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    }
+    this.#onEvent({ type: "shutdown", sessions: this.#sessions.size });
+    const drained = new Promise<void>((resolve) => {
+      this.#drained = resolve;
+      if (this.#sessions.size === 0) resolve();
+    });
+    for (const session of this.#sessions) session.stop();
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      graceTimer = setTimeout(resolve, this.#shutdownGrace);
+    });
+    await Promise.race([drained, graceOver]);
+    clearTimeout(graceTimer);
+    for (const session of this.#sessions) session.destroy();
+    await drained;
+    await Promise.all(this.#refusing);
+    clearInterval(this.#sweeper);
+    this.#resolveFinished();
+  }
+
+  /** Shuts the server down; see {@linkcode Server.shutdown}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+/**
+ * Starts a server on every address in `options.listen`.
+ *
+ * A stale Unix socket file left by a crash is replaced, but a live one is
+ * never taken over; Unix sockets are made mode 0600.
+ *
+ * @param options addresses, services, token and limits
+ * @returns the running server
+ * @throws {Deno.errors.AddrInUse} when an address is taken
+ * @throws {RangeError} when an option is out of range
+ *
+ * @example Serve echo and chat on a free loopback port
+ * ```ts
+ * import { serve } from "@sockit/sockit";
+ * import { assertEquals } from "node:assert/strict";
+ *
+ * await using server = await serve({ listen: ["127.0.0.1:0"] });
+ * assertEquals(server.connections, 0);
+ * ```
+ */
+export async function serve(options: ServeOptions = {}): Promise<Server> {
+  const addresses = (options.listen ?? [DEFAULT_ADDRESS]).map((a) =>
+    typeof a === "string" ? parseAddress(a) : a
+  );
+  const services = options.services ?? [echoService, new ChatRoom()];
+  const listeners: Deno.Listener[] = [];
+  const unixPaths: string[] = [];
+  try {
+    for (const address of addresses) {
+      if (address.transport === "unix") {
+        listeners.push(await listenUnix(address.path));
+        unixPaths.push(address.path);
+        await Deno.chmod(address.path, 0o600);
+      } else {
+        listeners.push(Deno.listen({ hostname: address.hostname, port: address.port }));
+      }
+    }
+    return new Server(listeners, unixPaths, { ...options, services });
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    for (const path of unixPaths) await Deno.remove(path).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * sockit: framed, authenticated sockets for Deno — a server with echo and
+ * chat services, a client, and the length-prefixed codec they share.
+ *
+ * Every frame is a 4-byte big-endian length and that many bytes, so message
+ * boundaries survive TCP's habit of splitting and gluing writes (the "sticky
+ * packet" problem). The server bounds every frame before buffering it, puts a
+ * deadline on every wait, and costs a misbehaving peer only its own
+ * connection.
+ *
+ * ```ts
+ * import { connect, MessageType, serve } from "@sockit/sockit";
+ * import { assertEquals } from "node:assert/strict";
+ *
+ * await using server = await serve({ listen: ["127.0.0.1:0"] });
+ * await using session = await connect(server.addrs[0]!, { service: "echo" });
+ * await session.send(MessageType.Data, new TextEncoder().encode("ping"));
+ * assertEquals(new TextDecoder().decode((await session.read())?.body), "ping");
+ * ```
+ *
+ * The codec alone composes with any byte stream:
+ *
+ * ```ts
+ * import { FrameDecoderStream, FrameEncoderStream } from "@sockit/sockit";
+ * import { assertEquals } from "node:assert/strict";
+ *
+ * const payloads = [new Uint8Array([1, 2]), new Uint8Array([3])];
+ * const out = await Array.fromAsync(
+ *   ReadableStream.from(payloads)
+ *     .pipeThrough(new FrameEncoderStream())
+ *     .pipeThrough(new FrameDecoderStream()),
+ * );
+ * assertEquals(out, payloads);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./lib/address.ts";
+export * from "./lib/auth.ts";
+export * from "./lib/chat.ts";
+export * from "./lib/client.ts";
+export * from "./lib/echo.ts";
+export * from "./lib/errors.ts";
+export * from "./lib/escape.ts";
+export * from "./lib/frame.ts";
+export * from "./lib/frame_io.ts";
+export * from "./lib/handshake.ts";
+export * from "./lib/line_clients.ts";
+export * from "./lib/log.ts";
+export * from "./lib/protocol.ts";
+export * from "./lib/relay.ts";
+export * from "./lib/server.ts";
+export * from "./lib/service.ts";
+export * from "./lib/session.ts";
+export * from "./lib/token.ts";
+export * from "./lib/units.ts";
