@@ -10,19 +10,19 @@
  *
  * ```ts
  * import { connect, MessageType, serve } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * await using server = await serve({ listen: ["127.0.0.1:0"] });
  * await using session = await connect(server.addrs[0]!, { service: "echo" });
  * await session.send(MessageType.Data, new TextEncoder().encode("ping"));
- * assertEquals(new TextDecoder().decode((await session.read())?.body), "ping");
+ * deepEqual(new TextDecoder().decode((await session.read())?.body), "ping");
  * ```
  *
  * The codec alone composes with any byte stream:
  *
  * ```ts
  * import { FrameDecoderStream, FrameEncoderStream } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const payloads = [new Uint8Array([1, 2]), new Uint8Array([3])];
  * const out = await Array.fromAsync(
@@ -30,7 +30,7 @@
  *     .pipeThrough(new FrameEncoderStream())
  *     .pipeThrough(new FrameDecoderStream()),
  * );
- * assertEquals(out, payloads);
+ * deepEqual(out, payloads);
  * ```
  *
  * @module

@@ -39,11 +39,11 @@ export const DEFAULT_ADDRESS = "127.0.0.1:7070";
  * @example Parse each form
  * ```ts
  * import { parseAddress } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(parseAddress("127.0.0.1:7070"), { transport: "tcp", hostname: "127.0.0.1", port: 7070 });
- * assertEquals(parseAddress("[::1]:0"), { transport: "tcp", hostname: "::1", port: 0 });
- * assertEquals(parseAddress("unix:/tmp/s.sock"), { transport: "unix", path: "/tmp/s.sock" });
+ * deepEqual(parseAddress("127.0.0.1:7070"), { transport: "tcp", hostname: "127.0.0.1", port: 7070 });
+ * deepEqual(parseAddress("[::1]:0"), { transport: "tcp", hostname: "::1", port: 0 });
+ * deepEqual(parseAddress("unix:/tmp/s.sock"), { transport: "unix", path: "/tmp/s.sock" });
  * ```
  */
 export function parseAddress(text: string): Address {
@@ -75,10 +75,10 @@ export function parseAddress(text: string): Address {
  * @example Bracket IPv6 hosts
  * ```ts
  * import { formatAddress } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(formatAddress({ transport: "tcp", hostname: "::1", port: 80 }), "[::1]:80");
- * assertEquals(formatAddress({ transport: "unix", path: "/run/s" }), "unix:/run/s");
+ * deepEqual(formatAddress({ transport: "tcp", hostname: "::1", port: 80 }), "[::1]:80");
+ * deepEqual(formatAddress({ transport: "unix", path: "/run/s" }), "unix:/run/s");
  * ```
  */
 export function formatAddress(

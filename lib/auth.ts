@@ -32,9 +32,9 @@ export const MIN_TOKEN_LENGTH = 16;
  * @example Two nonces differ
  * ```ts
  * import { createNonce } from "@sockit/sockit";
- * import { assertNotEquals } from "node:assert/strict";
+ * import { notDeepEqual } from "node:assert/strict";
  *
- * assertNotEquals(createNonce(), createNonce());
+ * notDeepEqual(createNonce(), createNonce());
  * ```
  */
 export function createNonce(): Uint8Array {
@@ -54,11 +54,11 @@ export function createNonce(): Uint8Array {
  * @example The client and server proofs differ
  * ```ts
  * import { computeProof } from "@sockit/sockit";
- * import { assertNotEquals } from "node:assert/strict";
+ * import { notDeepEqual } from "node:assert/strict";
  *
  * const s = new Uint8Array(32), c = new Uint8Array(32).fill(1);
  * const token = "correct horse battery staple";
- * assertNotEquals(
+ * notDeepEqual(
  *   computeProof(token, "client", "echo", s, c),
  *   computeProof(token, "server", "echo", s, c),
  * );
@@ -92,12 +92,12 @@ export function computeProof(
  * @example Verify a proof
  * ```ts
  * import { computeProof, createNonce, verifyProof } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const s = createNonce(), c = createNonce(), token = "0123456789abcdef";
  * const proof = computeProof(token, "client", "chat", s, c);
- * assertEquals(verifyProof(token, "client", "chat", s, c, proof), true);
- * assertEquals(verifyProof(token, "client", "chat", createNonce(), c, proof), false);
+ * deepEqual(verifyProof(token, "client", "chat", s, c, proof), true);
+ * deepEqual(verifyProof(token, "client", "chat", createNonce(), c, proof), false);
  * ```
  */
 export function verifyProof(

@@ -18,6 +18,57 @@ export type ChatEvent =
   | { kind: "leave"; name: string; reason: string }
   | { kind: "message"; from: string; text: string };
 
+/**
+ * Checks an EVENT body received from a chat server.
+ *
+ * @param body the decoded JSON object
+ * @returns the event, or `undefined` for a kind this version does not know
+ *   (newer servers may send more kinds; clients skip them)
+ * @throws {ProtocolError} `bad_message` when a known kind has missing or mistyped fields
+ *
+ * @example Accept a message, skip an unknown kind, refuse a malformed one
+ * ```ts
+ * import { parseChatEvent } from "@sockit/sockit";
+ * import { deepEqual, throws } from "node:assert/strict";
+ *
+ * deepEqual(parseChatEvent({ kind: "join", name: "ada" }), { kind: "join", name: "ada" });
+ * deepEqual(parseChatEvent({ kind: "poll" }), undefined);
+ * throws(() => parseChatEvent({ kind: "members" }));
+ * ```
+ */
+export function parseChatEvent(body: Record<string, unknown>): ChatEvent | undefined {
+  const str = (key: string): string => {
+    const value = body[key];
+    if (typeof value === "string") return value;
+    throw new ProtocolError(
+      "bad_message",
+      `Cannot read chat event "${String(body.kind)}": field "${key}" is not a string`,
+      { field: key },
+    );
+  };
+  switch (body.kind) {
+    case "message":
+      return { kind: "message", from: str("from"), text: str("text") };
+    case "join":
+      return { kind: "join", name: str("name") };
+    case "leave":
+      return { kind: "leave", name: str("name"), reason: str("reason") };
+    case "members": {
+      const names = body.names;
+      if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+        throw new ProtocolError(
+          "bad_message",
+          'Cannot read chat event "members": field "names" is not a list of strings',
+          { field: "names" },
+        );
+      }
+      return { kind: "members", names };
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** Options for {@linkcode ChatRoom}. */
 export interface ChatRoomOptions {
   /**
@@ -27,6 +78,14 @@ export interface ChatRoomOptions {
    * @default {1048576}
    */
   maxBacklog?: number;
+  /**
+   * Longest message text in bytes of UTF-8. Longer messages are refused
+   * with `bad_message`. Kept well below `maxBacklog`, since an event can be
+   * up to six times its text once control characters are JSON-escaped.
+   *
+   * @default {65536}
+   */
+  maxMessage?: number;
 }
 
 /** Longest nickname, in Unicode code points. */
@@ -46,11 +105,11 @@ const NAME_PATTERN = /^[^\p{C}\p{Z}]+$/u;
  * @example Accept and refuse names
  * ```ts
  * import { checkName } from "@sockit/sockit";
- * import { assertEquals, assertThrows } from "node:assert/strict";
+ * import { deepEqual, throws } from "node:assert/strict";
  *
- * assertEquals(checkName("ada"), "ada");
- * assertThrows(() => checkName("evil\u001b[2J"));
- * assertThrows(() => checkName("two words"));
+ * deepEqual(checkName("ada"), "ada");
+ * throws(() => checkName("evil\u001b[2J"));
+ * throws(() => checkName("two words"));
  * ```
  */
 export function checkName(name: unknown): string {
@@ -90,7 +149,9 @@ export class ChatRoom implements Service {
   /** Always `"chat"`. */
   readonly name = "chat";
   readonly #maxBacklog: number;
+  readonly #maxMessage: number;
   readonly #members = new Map<string, Session>();
+  readonly #names = new Map<Session, string>();
   readonly #pumping = new Set<Session>();
 
   /**
@@ -104,6 +165,12 @@ export class ChatRoom implements Service {
     if (!Number.isSafeInteger(this.#maxBacklog) || this.#maxBacklog <= 0) {
       throw new RangeError(
         `Cannot use maxBacklog "${options.maxBacklog}": expected a positive integer`,
+      );
+    }
+    this.#maxMessage = options.maxMessage ?? 64 * 1024;
+    if (!Number.isSafeInteger(this.#maxMessage) || this.#maxMessage <= 0) {
+      throw new RangeError(
+        `Cannot use maxMessage "${options.maxMessage}": expected a positive integer`,
       );
     }
   }
@@ -130,6 +197,7 @@ export class ChatRoom implements Service {
     let reason = "quit";
     try {
       await welcome();
+      this.#names.set(session, name);
       this.#send(
         session,
         encodeControl(MessageType.Event, { kind: "members", names: this.members }),
@@ -140,6 +208,15 @@ export class ChatRoom implements Service {
         if (payload === null) break;
         const type = payload[0];
         if (type === MessageType.Data) {
+          if (payload.length - 1 > this.#maxMessage) {
+            throw new ProtocolError(
+              "bad_message",
+              `Cannot relay message: ${
+                payload.length - 1
+              } bytes exceed the limit of ${this.#maxMessage}`,
+              { length: payload.length - 1, maxMessage: this.#maxMessage },
+            );
+          }
           let text: string;
           try {
             text = utf8.decode(payload.subarray(1));
@@ -166,21 +243,36 @@ export class ChatRoom implements Service {
     } finally {
       if (session.abortError) reason = session.abortError.code;
       if (this.#members.get(name) === session) this.#members.delete(name);
-      this.#broadcast(session, { kind: "leave", name, reason });
+      this.#leave(session, reason);
     }
+  }
+
+  /** Announces that a member left, once, however many paths report it. */
+  #leave(member: Session, reason: string): void {
+    const name = this.#names.get(member);
+    if (name === undefined) return;
+    this.#names.delete(member);
+    this.#members.delete(name);
+    this.#broadcast(member, { kind: "leave", name, reason });
   }
 
   #broadcast(from: Session, event: ChatEvent): void {
     const payload = encodeControl(MessageType.Event, event);
-    for (const member of this.#members.values()) {
-      if (member !== from) this.#send(member, payload);
+    const dropped: Session[] = [];
+    for (const member of this.#names.keys()) {
+      if (member !== from && !this.#send(member, payload)) dropped.push(member);
     }
+    // Announced after the loop, so every member sees the same order.
+    for (const member of dropped) this.#leave(member, "slow_consumer");
   }
 
-  #send(member: Session, payload: Uint8Array): void {
-    if (member.abortError) return;
+  /** Queues a frame for a member; returns false when the member had to be dropped. */
+  #send(member: Session, payload: Uint8Array): boolean {
+    if (member.abortError) return true;
     const backlog = member.writer.pending + member.writer.inFlight + payload.length + 4;
     if (backlog > this.#maxBacklog) {
+      // Dropped now, not when its connection finally closes: the room stops
+      // queueing for it at once and the others hear about it at once.
       member.abort(
         new ProtocolError(
           "slow_consumer",
@@ -188,10 +280,11 @@ export class ChatRoom implements Service {
           { maxBacklog: this.#maxBacklog },
         ),
       );
-      return;
+      return false;
     }
     member.writer.frame(payload);
     this.#pump(member);
+    return true;
   }
 
   /** Keeps one flush loop per member running while it has frames waiting. */

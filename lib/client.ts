@@ -54,10 +54,10 @@ export interface Message {
  * @example Read the address from the error
  * ```ts
  * import { ConnectError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const error = new ConnectError("127.0.0.1:9", "connection refused");
- * assertEquals(error.message, 'Cannot connect to "127.0.0.1:9": connection refused');
+ * deepEqual(error.message, 'Cannot connect to "127.0.0.1:9": connection refused');
  * ```
  */
 export class ConnectError extends Error {
@@ -218,12 +218,12 @@ export interface DialOptions {
  * @example Dial a listener
  * ```ts
  * import { dial } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * using conn = await dial(`127.0.0.1:${listener.addr.port}`);
  * using accepted = await listener.accept();
- * assertEquals(conn.remoteAddr.transport, "tcp");
+ * deepEqual(conn.remoteAddr.transport, "tcp");
  * ```
  */
 export function dial(address: string | Address, options: DialOptions = {}): Promise<Deno.Conn> {
@@ -280,13 +280,13 @@ async function open(address: Address, text: string, options: DialOptions): Promi
  * @example Echo a frame through a server on a free port
  * ```ts
  * import { connect, MessageType, serve } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * await using server = await serve({ listen: ["127.0.0.1:0"] });
  * await using session = await connect(server.addrs[0]!);
  * await session.send(MessageType.Data, new TextEncoder().encode("hi"));
  * const reply = await session.read();
- * assertEquals(new TextDecoder().decode(reply?.body), "hi");
+ * deepEqual(new TextDecoder().decode(reply?.body), "hi");
  * ```
  */
 export async function connect(
@@ -311,6 +311,7 @@ export async function connect(
   const writer = new FrameWriter(conn);
   try {
     const welcome = await handshake(reader, writer, options);
+    writer.maxFrameLength = welcome.maxFrame;
     return new ClientSession(conn, reader, writer, welcome, options.keepalive ?? true);
   } catch (error) {
     if (timedOut) throw new ConnectError(text, `handshake timed out after ${timeout} ms`);
@@ -382,9 +383,17 @@ async function handshake(
     );
   }
   const welcome = parseWelcome(reply.body);
-  if (serverNonce && options.token !== undefined) {
+  if (!SUPPORTED_VERSIONS.includes(welcome.version) || welcome.service !== service) {
+    throw new ProtocolError(
+      "bad_handshake",
+      `Cannot start session: server chose version ${welcome.version} and service "${welcome.service}"`,
+    );
+  }
+  if (options.token !== undefined) {
+    // Holding a token, the client insists that the server prove it too: a
+    // server that skips the challenge is not the one the token belongs to.
     if (
-      !welcome.proof ||
+      !serverNonce || !welcome.proof ||
       !verifyProof(options.token, "server", service, serverNonce, clientNonce, welcome.proof)
     ) {
       throw new ProtocolError(

@@ -62,13 +62,13 @@ export type ErrorDetails = Record<string, string | number | boolean | number[]>;
  * @example Create an error that names its limit
  * ```ts
  * import { ProtocolError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const error = new ProtocolError("busy", "Cannot accept connection: 256 of 256 in use", {
  *   maxConnections: 256,
  * });
- * assertEquals(error.code, "busy");
- * assertEquals(error.details.maxConnections, 256);
+ * deepEqual(error.code, "busy");
+ * deepEqual(error.details.maxConnections, 256);
  * ```
  */
 export class ProtocolError extends Error {
@@ -105,11 +105,11 @@ export class ProtocolError extends Error {
  * @example Match on the code
  * ```ts
  * import { RemoteError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const error = new RemoteError("auth_failed", "Cannot authenticate: wrong proof", {});
- * assertEquals(error.code, "auth_failed");
- * assertEquals(error.message, "Cannot authenticate: wrong proof");
+ * deepEqual(error.code, "auth_failed");
+ * deepEqual(error.message, "Cannot authenticate: wrong proof");
  * ```
  */
 export class RemoteError extends Error {

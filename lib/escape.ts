@@ -25,10 +25,10 @@ const NAMED: Readonly<Record<string, string>> = {
  * @example Neutralise an escape sequence and a bidi override
  * ```ts
  * import { escapeControl } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(escapeControl("a\u001b[2Jb\u202e"), "a\\x1b[2Jb\\u202e");
- * assertEquals(escapeControl("tab\there"), "tab\\there");
+ * deepEqual(escapeControl("a\u001b[2Jb\u202e"), "a\\x1b[2Jb\\u202e");
+ * deepEqual(escapeControl("tab\there"), "tab\\there");
  * ```
  */
 export function escapeControl(text: string): string {
@@ -53,9 +53,9 @@ export function escapeControl(text: string): string {
  * @example Cut a long name
  * ```ts
  * import { escapeForLog } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(escapeForLog("abcdef", 3), "abc…");
+ * deepEqual(escapeForLog("abcdef", 3), "abc…");
  * ```
  */
 export function escapeForLog(text: string, max = 200): string {

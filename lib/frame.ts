@@ -52,12 +52,12 @@ export interface FrameOptions {
  * @example Inspect the values carried by the error
  * ```ts
  * import { FrameTooLargeError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const error = new FrameTooLargeError(70_000, 65_536);
- * assertEquals(error.frameLength, 70_000);
- * assertEquals(error.maxFrameLength, 65_536);
- * assertEquals(error instanceof RangeError, true);
+ * deepEqual(error.frameLength, 70_000);
+ * deepEqual(error.maxFrameLength, 65_536);
+ * deepEqual(error instanceof RangeError, true);
  * ```
  */
 export class FrameTooLargeError extends RangeError {
@@ -88,10 +88,10 @@ export class FrameTooLargeError extends RangeError {
  * @example Inspect the values carried by the error
  * ```ts
  * import { FrameTruncatedError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const error = new FrameTruncatedError("header", 2, 4);
- * assertEquals(error.message, "Cannot decode frame: stream ended after 2 of 4 header bytes");
+ * deepEqual(error.message, "Cannot decode frame: stream ended after 2 of 4 header bytes");
  * ```
  */
 export class FrameTruncatedError extends Error {
@@ -128,10 +128,10 @@ export class FrameTruncatedError extends Error {
  * @example Resolve the default
  * ```ts
  * import { resolveMaxFrameLength, DEFAULT_MAX_FRAME_LENGTH } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(resolveMaxFrameLength(undefined), DEFAULT_MAX_FRAME_LENGTH);
- * assertEquals(resolveMaxFrameLength(16), 16);
+ * deepEqual(resolveMaxFrameLength(undefined), DEFAULT_MAX_FRAME_LENGTH);
+ * deepEqual(resolveMaxFrameLength(16), 16);
  * ```
  */
 export function resolveMaxFrameLength(value: number | undefined): number {
@@ -155,9 +155,9 @@ export function resolveMaxFrameLength(value: number | undefined): number {
  * @example Encode a three-byte frame
  * ```ts
  * import { encodeFrame } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(encodeFrame(new Uint8Array([7, 8, 9])), new Uint8Array([0, 0, 0, 3, 7, 8, 9]));
+ * deepEqual(encodeFrame(new Uint8Array([7, 8, 9])), new Uint8Array([0, 0, 0, 3, 7, 8, 9]));
  * ```
  */
 export function encodeFrame(payload: Uint8Array, options: FrameOptions = {}): Uint8Array {
@@ -179,13 +179,13 @@ export function encodeFrame(payload: Uint8Array, options: FrameOptions = {}): Ui
  * @example Encode payloads and collect the bytes
  * ```ts
  * import { FrameEncoderStream } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const chunks = await Array.fromAsync(
  *   ReadableStream.from([new Uint8Array([1]), new Uint8Array([])])
  *     .pipeThrough(new FrameEncoderStream()),
  * );
- * assertEquals(chunks, [new Uint8Array([0, 0, 0, 1, 1]), new Uint8Array([0, 0, 0, 0])]);
+ * deepEqual(chunks, [new Uint8Array([0, 0, 0, 1, 1]), new Uint8Array([0, 0, 0, 0])]);
  * ```
  */
 export class FrameEncoderStream extends TransformStream<Uint8Array, Uint8Array> {
@@ -225,13 +225,13 @@ export class FrameEncoderStream extends TransformStream<Uint8Array, Uint8Array> 
  * @example Decode two frames that arrive glued together and split oddly
  * ```ts
  * import { FrameDecoderStream } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const wire = [new Uint8Array([0, 0]), new Uint8Array([0, 1, 65, 0, 0, 0, 2, 66, 67])];
  * const payloads = await Array.fromAsync(
  *   ReadableStream.from(wire).pipeThrough(new FrameDecoderStream()),
  * );
- * assertEquals(payloads, [new Uint8Array([65]), new Uint8Array([66, 67])]);
+ * deepEqual(payloads, [new Uint8Array([65]), new Uint8Array([66, 67])]);
  * ```
  */
 export class FrameDecoderStream extends TransformStream<Uint8Array, Uint8Array> {

@@ -60,7 +60,7 @@ const RESTING_LIMIT = 256 * 1024;
  * @example Write to an in-memory sink that accepts two bytes at a time
  * ```ts
  * import { writeAll } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const got: number[] = [];
  * const sink = {
@@ -70,7 +70,7 @@ const RESTING_LIMIT = 256 * 1024;
  *   },
  * };
  * await writeAll(sink, new Uint8Array([1, 2, 3, 4, 5]));
- * assertEquals(got, [1, 2, 3, 4, 5]);
+ * deepEqual(got, [1, 2, 3, 4, 5]);
  * ```
  */
 export async function writeAll(writer: ByteWriter, data: Uint8Array): Promise<void> {
@@ -91,7 +91,7 @@ export async function writeAll(writer: ByteWriter, data: Uint8Array): Promise<vo
  * @example Read frames from a stream of odd-sized chunks
  * ```ts
  * import { encodeFrame, FrameReader } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const wire = [...encodeFrame(new Uint8Array([1, 2])), ...encodeFrame(new Uint8Array([3]))];
  * let at = 0;
@@ -103,9 +103,9 @@ export async function writeAll(writer: ByteWriter, data: Uint8Array): Promise<vo
  *   },
  * };
  * const reader = new FrameReader(source);
- * assertEquals((await reader.read())?.slice(), new Uint8Array([1, 2]));
- * assertEquals((await reader.read())?.slice(), new Uint8Array([3]));
- * assertEquals(await reader.read(), null);
+ * deepEqual((await reader.read())?.slice(), new Uint8Array([1, 2]));
+ * deepEqual((await reader.read())?.slice(), new Uint8Array([3]));
+ * deepEqual(await reader.read(), null);
  * ```
  */
 export class FrameReader {
@@ -248,7 +248,7 @@ export class FrameReader {
  * @example Batch two frames into one write
  * ```ts
  * import { FrameWriter } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const writes: Uint8Array[] = [];
  * const sink = {
@@ -261,12 +261,12 @@ export class FrameReader {
  * writer.frame(new Uint8Array([1]));
  * writer.frame(new Uint8Array([2]), new Uint8Array([3]));
  * await writer.flush();
- * assertEquals(writes, [new Uint8Array([0, 0, 0, 1, 1, 0, 0, 0, 2, 2, 3])]);
+ * deepEqual(writes, [new Uint8Array([0, 0, 0, 1, 1, 0, 0, 0, 2, 2, 3])]);
  * ```
  */
 export class FrameWriter {
   readonly #sink: ByteWriter;
-  readonly #max: number;
+  #max: number;
   #buf: Uint8Array = new Uint8Array(0);
   #spare: Uint8Array = new Uint8Array(0);
   #end = 0;
@@ -282,6 +282,15 @@ export class FrameWriter {
   constructor(sink: ByteWriter, options: FrameOptions = {}) {
     this.#sink = sink;
     this.#max = resolveMaxFrameLength(options.maxFrameLength);
+  }
+
+  /** The largest payload accepted; a client sets it to what the server announced. */
+  get maxFrameLength(): number {
+    return this.#max;
+  }
+
+  set maxFrameLength(value: number) {
+    this.#max = resolveMaxFrameLength(value);
   }
 
   /** Bytes appended and not yet handed to the sink. */

@@ -6,11 +6,11 @@
  * @module
  */
 
-import type { ChatEvent } from "./chat.ts";
+import { type ChatEvent, parseChatEvent } from "./chat.ts";
 import type { ClientSession } from "./client.ts";
 import { escapeControl } from "./escape.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "./frame_io.ts";
-import { MessageType } from "./protocol.ts";
+import { decodeControl, MessageType } from "./protocol.ts";
 import { typeByte } from "./session.ts";
 
 /** Where a line client reads and writes. */
@@ -104,7 +104,7 @@ function join(pieces: Uint8Array[], length: number): Uint8Array {
  * @example Echo lines through a local server
  * ```ts
  * import { connect, echoLines, serve } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * await using server = await serve({ listen: ["127.0.0.1:0"] });
  * await using session = await connect(server.addrs[0]!);
@@ -126,7 +126,7 @@ function join(pieces: Uint8Array[], length: number): Uint8Array {
  *     },
  *   },
  * });
- * assertEquals(out, "a\nb\n");
+ * deepEqual(out, "a\nb\n");
  * ```
  */
 export async function echoLines(session: ClientSession, options: LineClientOptions): Promise<void> {
@@ -158,10 +158,10 @@ function jsonBytes(event: string, body: Uint8Array): Record<string, string> {
  * @example Format a message and a leave
  * ```ts
  * import { formatChatEvent } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(formatChatEvent({ kind: "message", from: "ada", text: "hi\u001b[2J" }), "<ada> hi\\x1b[2J");
- * assertEquals(formatChatEvent({ kind: "leave", name: "bob", reason: "quit" }), "* bob left (quit)");
+ * deepEqual(formatChatEvent({ kind: "message", from: "ada", text: "hi\u001b[2J" }), "<ada> hi\\x1b[2J");
+ * deepEqual(formatChatEvent({ kind: "leave", name: "bob", reason: "quit" }), "* bob left (quit)");
  * ```
  */
 export function formatChatEvent(event: ChatEvent): string {
@@ -196,9 +196,18 @@ export async function chatLines(session: ClientSession, options: LineClientOptio
   const sending = sendLines(session, options.input);
   await receive(session, options, (type, body) => {
     if (type !== MessageType.Event) return "";
-    const event = JSON.parse(lenient.decode(body)) as ChatEvent;
+    const event = parseChatEvent(decodeControl(withType(type, body)));
+    if (event === undefined) return "";
     return (options.json ? JSON.stringify(event) : formatChatEvent(event)) + "\n";
   }, sending);
+}
+
+/** Puts the type byte back in front of a body, as decodeControl expects. */
+function withType(type: number, body: Uint8Array): Uint8Array {
+  const payload = new Uint8Array(1 + body.length);
+  payload[0] = type;
+  payload.set(body, 1);
+  return payload;
 }
 
 async function receive(

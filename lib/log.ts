@@ -17,9 +17,9 @@ import type { ServerEvent } from "./server.ts";
  * @example Format a close
  * ```ts
  * import { formatEvent } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(
+ * deepEqual(
  *   formatEvent({ type: "closed", id: 3, remote: "127.0.0.1:5000", service: "echo", reason: "eof" }),
  *   "closed #3 127.0.0.1:5000 echo: eof",
  * );
@@ -60,10 +60,10 @@ export function formatEvent(event: ServerEvent): string {
  * @example Format a listening event
  * ```ts
  * import { formatEventJson } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const line = formatEventJson({ type: "listening", address: "127.0.0.1:7070" }, new Date(0));
- * assertEquals(JSON.parse(line), {
+ * deepEqual(JSON.parse(line), {
  *   time: "1970-01-01T00:00:00.000Z",
  *   type: "listening",
  *   address: "127.0.0.1:7070",

@@ -83,11 +83,11 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * @example Encode and decode a PING-free control message
  * ```ts
  * import { decodeControl, encodeControl, MessageType } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const payload = encodeControl(MessageType.Error, { code: "busy", message: "full" });
- * assertEquals(payload[0], MessageType.Error);
- * assertEquals(decodeControl(payload), { code: "busy", message: "full" });
+ * deepEqual(payload[0], MessageType.Error);
+ * deepEqual(decodeControl(payload), { code: "busy", message: "full" });
  * ```
  */
 export function encodeControl(type: MessageType, body: Record<string, unknown>): Uint8Array {
@@ -108,9 +108,9 @@ export function encodeControl(type: MessageType, body: Record<string, unknown>):
  * @example Reject a body that is not an object
  * ```ts
  * import { decodeControl, ProtocolError } from "@sockit/sockit";
- * import { assertThrows } from "node:assert/strict";
+ * import { throws } from "node:assert/strict";
  *
- * assertThrows(() => decodeControl(new Uint8Array([5, 0x31])), ProtocolError);
+ * throws(() => decodeControl(new Uint8Array([5, 0x31])), ProtocolError);
  * ```
  */
 export function decodeControl(payload: Uint8Array): Record<string, unknown> {
@@ -147,9 +147,9 @@ export function decodeControl(payload: Uint8Array): Record<string, unknown> {
  * @example Read a nonce
  * ```ts
  * import { bytesField } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(bytesField({ n: "AQI=" }, "n", 2), new Uint8Array([1, 2]));
+ * deepEqual(bytesField({ n: "AQI=" }, "n", 2), new Uint8Array([1, 2]));
  * ```
  */
 export function bytesField(
@@ -183,11 +183,11 @@ export function bytesField(
  * @example Parse a HELLO
  * ```ts
  * import { parseHello } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const nonce = new Uint8Array(32).toBase64();
  * const hello = parseHello({ protocol: "sockit", versions: [1], service: "echo", nonce });
- * assertEquals(hello.service, "echo");
+ * deepEqual(hello.service, "echo");
  * ```
  */
 export function parseHello(body: Record<string, unknown>): Hello {
@@ -243,10 +243,10 @@ export function parseHello(body: Record<string, unknown>): Hello {
  * @example Choose version 1
  * ```ts
  * import { chooseVersion } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(chooseVersion([1, 7]), 1);
- * assertEquals(chooseVersion([7]), undefined);
+ * deepEqual(chooseVersion([1, 7]), 1);
+ * deepEqual(chooseVersion([7]), undefined);
  * ```
  */
 export function chooseVersion(offered: readonly number[]): number | undefined {
@@ -267,10 +267,10 @@ export function chooseVersion(offered: readonly number[]): number | undefined {
  * @example Parse a WELCOME
  * ```ts
  * import { parseWelcome } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const welcome = parseWelcome({ version: 1, service: "echo", maxFrame: 1024, idleTimeout: 0 });
- * assertEquals(welcome.maxFrame, 1024);
+ * deepEqual(welcome.maxFrame, 1024);
  * ```
  */
 export function parseWelcome(body: Record<string, unknown>): Welcome {

@@ -60,8 +60,8 @@ export interface ServeOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Connections refused with `busy` that may linger at once; more are cut. */
-const MAX_LINGERING_REFUSALS = 256;
+/** Refused connections that may linger for the full linger time at once. */
+const MAX_LINGERING_REFUSALS = 1024;
 
 function positive(name: string, value: number, allowZero = false): number {
   if (!Number.isSafeInteger(value) || value < 0 || (!allowZero && value === 0)) {
@@ -107,10 +107,10 @@ async function listenUnix(path: string): Promise<Deno.Listener> {
  * @example Start, inspect and stop a server
  * ```ts
  * import { serve } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const server = await serve({ listen: ["127.0.0.1:0"] });
- * assertEquals(server.addrs[0]?.transport, "tcp");
+ * deepEqual(server.addrs[0]?.transport, "tcp");
  * await server.shutdown();
  * ```
  */
@@ -211,11 +211,12 @@ export class Server implements AsyncDisposable {
   #refuse(conn: Deno.Conn): void {
     const remote = formatAddress(conn.remoteAddr);
     this.#onEvent({ type: "refused", remote, code: "busy" });
-    const session = new Session(conn, 0, remote, { lingerTime: this.#lingerTime });
-    if (this.#refusing.size >= MAX_LINGERING_REFUSALS) {
-      session.destroy();
-      return;
-    }
+    // A refused peer normally reads the reason and closes within a round
+    // trip. Past the cap, peers that do not are given only a short linger.
+    const crowded = this.#refusing.size >= MAX_LINGERING_REFUSALS;
+    const session = new Session(conn, 0, remote, {
+      lingerTime: crowded ? Math.min(50, this.#lingerTime) : this.#lingerTime,
+    });
     session.abort(
       new ProtocolError(
         "busy",
@@ -298,14 +299,17 @@ export class Server implements AsyncDisposable {
           `Cannot deliver data: peer read nothing for ${this.#stallTimeout} ms`,
           { stallTimeout: this.#stallTimeout },
         );
-      } else if (session.reader.buffered > 0 && now - session.lastRead > this.#stallTimeout) {
+      } else if (
+        session.reader.buffered > 0 && !session.reader.hasFrame &&
+        now - session.lastRead > this.#stallTimeout
+      ) {
         error = new ProtocolError(
           "frame_stall",
           `Cannot read frame: no bytes of it for ${this.#stallTimeout} ms`,
           { stallTimeout: this.#stallTimeout },
         );
       } else if (
-        this.#idleTimeout > 0 &&
+        this.#idleTimeout > 0 && session.deadline === Infinity &&
         now - Math.max(session.lastRead, session.lastWrite) > this.#idleTimeout
       ) {
         error = new ProtocolError(
@@ -385,10 +389,10 @@ export class Server implements AsyncDisposable {
  * @example Serve echo and chat on a free loopback port
  * ```ts
  * import { serve } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * await using server = await serve({ listen: ["127.0.0.1:0"] });
- * assertEquals(server.connections, 0);
+ * deepEqual(server.connections, 0);
  * ```
  */
 export async function serve(options: ServeOptions = {}): Promise<Server> {

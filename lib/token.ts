@@ -25,9 +25,9 @@ export const TOKEN_ENV = "SOCKIT_TOKEN";
  * @example The message names the source
  * ```ts
  * import { TokenError } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(new TokenError("t.txt", "too short").message, 'Cannot use token from "t.txt": too short');
+ * deepEqual(new TokenError("t.txt", "too short").message, 'Cannot use token from "t.txt": too short');
  * ```
  */
 export class TokenError extends Error {
@@ -71,12 +71,12 @@ function check(source: string, token: string): string {
  * @example Read a token from a private file
  * ```ts
  * import { loadToken } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
  * const file = await Deno.makeTempFile();
  * await Deno.writeTextFile(file, "0123456789abcdef0123\n", { mode: 0o600 });
  * await Deno.chmod(file, 0o600);
- * assertEquals(await loadToken({ tokenFile: file, useEnv: false }), "0123456789abcdef0123");
+ * deepEqual(await loadToken({ tokenFile: file, useEnv: false }), "0123456789abcdef0123");
  * await Deno.remove(file);
  * ```
  */

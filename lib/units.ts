@@ -37,11 +37,11 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
  * @example Parse durations
  * ```ts
  * import { parseDuration } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(parseDuration("500ms"), 500);
- * assertEquals(parseDuration("1.5s"), 1500);
- * assertEquals(parseDuration("5m"), 300_000);
+ * deepEqual(parseDuration("500ms"), 500);
+ * deepEqual(parseDuration("1.5s"), 1500);
+ * deepEqual(parseDuration("5m"), 300_000);
  * ```
  */
 export function parseDuration(text: string): number {
@@ -68,11 +68,11 @@ export function parseDuration(text: string): number {
  * @example Parse sizes
  * ```ts
  * import { parseSize } from "@sockit/sockit";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  *
- * assertEquals(parseSize("64KiB"), 65_536);
- * assertEquals(parseSize("1MiB"), 1_048_576);
- * assertEquals(parseSize("100"), 100);
+ * deepEqual(parseSize("64KiB"), 65_536);
+ * deepEqual(parseSize("1MiB"), 1_048_576);
+ * deepEqual(parseSize("100"), 100);
  * ```
  */
 export function parseSize(text: string): number {

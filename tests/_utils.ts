@@ -1,0 +1,138 @@
+/**
+ * Shared fixtures for the socket tests: servers on free loopback ports and
+ * raw connections that speak the wire protocol byte by byte.
+ */
+
+import {
+  type Address,
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  formatAddress,
+  FrameReader,
+  MessageType,
+  serve,
+  type ServeOptions,
+  type Server,
+  type ServerEvent,
+} from "../mod.ts";
+
+/** A server on a free loopback port, with the events it emitted. */
+export interface TestServer extends AsyncDisposable {
+  server: Server;
+  address: string;
+  events: ServerEvent[];
+}
+
+/** Starts a server on 127.0.0.1 port 0 with short, test-friendly timeouts. */
+export async function startServer(options: ServeOptions = {}): Promise<TestServer> {
+  const events: ServerEvent[] = [];
+  const server = await serve({
+    listen: ["127.0.0.1:0"],
+    lingerTime: 200,
+    shutdownGrace: 500,
+    onEvent: (event) => events.push(event),
+    ...options,
+  });
+  return {
+    server,
+    address: formatAddress(server.addrs[0]!),
+    events,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+/** Opens a raw TCP connection to `address`. */
+export function rawConnect(address: string | Address): Promise<Deno.TcpConn> {
+  const text = typeof address === "string" ? address : formatAddress(address);
+  const [, host, port] = /^\[?(.*?)\]?:(\d+)$/.exec(text)!;
+  return Deno.connect({ hostname: host!, port: Number(port) });
+}
+
+/** Writes all bytes to a connection. */
+export async function send(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
+/** The bytes of a HELLO frame. */
+export function helloFrame(
+  service = "echo",
+  params: Record<string, unknown> = {},
+  versions = [1],
+): Uint8Array {
+  return encodeFrame(
+    encodeControl(MessageType.Hello, {
+      protocol: "sockit",
+      versions,
+      service,
+      nonce: new Uint8Array(32).fill(7).toBase64(),
+      params,
+    }),
+  );
+}
+
+/** The bytes of a frame holding one message of `type` with a raw body. */
+export function messageFrame(type: number, body: Uint8Array = new Uint8Array()): Uint8Array {
+  const payload = new Uint8Array(1 + body.length);
+  payload[0] = type;
+  payload.set(body, 1);
+  return encodeFrame(payload);
+}
+
+/** A decoded message read from a raw connection. */
+export interface RawMessage {
+  type: number;
+  body: Uint8Array;
+  json?: Record<string, unknown>;
+}
+
+/** Reads every message until the server closes; decodes JSON bodies. */
+export async function readUntilClose(conn: Deno.Conn): Promise<RawMessage[]> {
+  const reader = new FrameReader(conn, { maxFrameLength: 16 * 1024 * 1024 });
+  const messages: RawMessage[] = [];
+  for (;;) {
+    let payload: Uint8Array | null;
+    try {
+      payload = await reader.read();
+    } catch (error) {
+      if (error instanceof Deno.errors.ConnectionReset) break;
+      throw error;
+    }
+    if (payload === null) break;
+    messages.push(decode(payload));
+  }
+  return messages;
+}
+
+function decode(payload: Uint8Array): RawMessage {
+  const type = payload[0]!;
+  const body = payload.slice(1);
+  const raw = type === MessageType.Data || type === MessageType.Ping || type === MessageType.Pong;
+  return raw ? { type, body } : { type, body, json: decodeControl(payload) };
+}
+
+/** Reads one message. */
+export async function readMessage(reader: FrameReader): Promise<RawMessage | null> {
+  const payload = await reader.read();
+  return payload === null ? null : decode(payload);
+}
+
+/** Asserts-friendly: the ERROR body among messages, if any. */
+export function errorOf(messages: RawMessage[]): Record<string, unknown> | undefined {
+  return messages.find((m) => m.type === MessageType.Error)?.json;
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 10 ms until it is true or `ms` pass; returns the last result. */
+export async function waitFor(check: () => boolean, ms = 5000): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > end) return false;
+    await delay(10);
+  }
+  return true;
+}
