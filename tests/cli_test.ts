@@ -1,0 +1,349 @@
+import { deepEqual, match, ok } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { startServer } from "./_utils.ts";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const TOKEN = "cli-test-token-0123456789";
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI with exactly the given permission flags. */
+async function sockit(
+  permissions: string[],
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<Result> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, CLI, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...options.env },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  if (options.stdin) await writer.write(new TextEncoder().encode(options.stdin));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr),
+  };
+}
+
+/** A `sockit server` child process with its listening address. */
+interface ServerProcess extends AsyncDisposable {
+  address: string;
+  child: Deno.ChildProcess;
+  /** Sends SIGTERM and returns the exit code and everything printed. */
+  stop(): Promise<Result>;
+}
+
+async function startCli(permissions: string[], args: string[], env: Record<string, string> = {}) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, CLI, "server", "--json", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  let seen = "";
+  let address: string | undefined;
+  while (address === undefined) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    seen += value;
+    const event = seen.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) =>
+      e.type === "listening"
+    );
+    address = event?.address;
+  }
+  const rest = (async () => {
+    for (let r = await lines.read(); !r.done; r = await lines.read()) seen += r.value;
+    return seen;
+  })();
+  const stop = async (): Promise<Result> => {
+    try {
+      child.kill("SIGTERM");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // already exited
+    }
+    const { code } = await child.status;
+    return { code, stdout: await rest, stderr: await stderr };
+  };
+  if (address === undefined) {
+    const result = await stop();
+    throw new Error(`server did not start: ${result.stderr}`);
+  }
+  let stopped: Promise<Result> | undefined;
+  return {
+    address,
+    child,
+    stop: () => stopped ??= stop(),
+    [Symbol.asyncDispose]: async () => {
+      await (stopped ??= stop());
+    },
+  } satisfies ServerProcess;
+}
+
+const NET = ["--allow-net=127.0.0.1"];
+
+Deno.test("sockit client echoes stdin lines and exits 0", async () => {
+  await using server = await startCli(NET, ["--listen", "127.0.0.1:0"]);
+  const result = await sockit(NET, ["client", server.address], {
+    stdin: "hello\nsticky packets\n\nno newline at the end",
+  });
+  deepEqual(result, {
+    code: 0,
+    stdout: "hello\nsticky packets\n\nno newline at the end\n",
+    stderr: "",
+  });
+  const stopped = await server.stop();
+  deepEqual(stopped.code, 0);
+  const events = stopped.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  deepEqual(events.map((e) => e.type), ["listening", "connected", "session", "closed", "shutdown"]);
+  deepEqual(events[3].reason, "eof");
+});
+
+Deno.test("sockit client --json prints one object per reply", async () => {
+  await using t = await startServer();
+  const result = await sockit(NET, ["client", t.address, "--json"], { stdin: "a\nb\n" });
+  deepEqual(result.code, 0);
+  deepEqual(result.stdout, '{"event":"reply","text":"a"}\n{"event":"reply","text":"b"}\n');
+});
+
+Deno.test("sockit client reports a refused connection with exit 1 and one line", async () => {
+  using probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const result = await sockit(NET, ["client", `127.0.0.1:${port}`], { stdin: "x\n" });
+  deepEqual(result.code, 1);
+  deepEqual(result.stderr, `error: Cannot connect to "127.0.0.1:${port}": connection refused\n`);
+});
+
+Deno.test("usage errors exit 2 and print usage", async (t) => {
+  for (
+    const [name, args, message] of [
+      ["no command", [], /Usage:/],
+      ["unknown command", ["serve"], /unknown command "serve"/],
+      ["missing address", ["client"], /missing ADDR/],
+      ["unknown flag", ["client", "127.0.0.1:1", "--bogus"], /bogus/],
+      [
+        "bad duration",
+        ["server", "--idle-timeout", "10"],
+        /--idle-timeout: Cannot parse duration "10"/,
+      ],
+      ["bad size", ["server", "--max-frame", "1XB"], /--max-frame: Cannot parse size "1XB"/],
+      ["bad address", ["server", "--listen", "localhost"], /Cannot parse address "localhost"/],
+      ["a token on argv", ["client", "127.0.0.1:1", "--token", "x"], /token/],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      const result = await sockit(NET, [...args]);
+      deepEqual(result.code, 2, result.stderr);
+      match(result.stderr, message);
+    });
+  }
+});
+
+Deno.test("help and version exit 0 on stdout", async () => {
+  const help = await sockit([], ["help", "server"]);
+  deepEqual(help.code, 0);
+  match(help.stdout, /--max-conns N/);
+  const version = await sockit([], ["--version"]);
+  deepEqual(version, { code: 0, stdout: "sockit 0.1.0\n", stderr: "" });
+});
+
+Deno.test("a missing permission is one line that names the flag", async () => {
+  await using t = await startServer();
+  const result = await sockit([], ["client", t.address], { stdin: "x\n" });
+  deepEqual(result.code, 1);
+  deepEqual(result.stderr.trim().split("\n").length, 1, result.stderr);
+  match(result.stderr, /^error: missing permission: .*--allow-net/);
+});
+
+Deno.test("token authentication from a file and from SOCKIT_TOKEN", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/token`;
+  await Deno.writeTextFile(file, TOKEN + "\n");
+  await Deno.chmod(file, 0o600);
+  const read = [`--allow-read=${file}`];
+  try {
+    await using server = await startCli([...NET, ...read], [
+      "--listen",
+      "127.0.0.1:0",
+      "--token-file",
+      file,
+    ]);
+    await t.step("no token: exit 1, says a token is required", async () => {
+      const r = await sockit(NET, ["client", server.address], { stdin: "x\n" });
+      deepEqual(r.code, 1);
+      match(r.stderr, /requires a token/);
+    });
+    await t.step("token file", async () => {
+      const r = await sockit([...NET, ...read], ["client", server.address, "--token-file", file], {
+        stdin: "secret hello\n",
+      });
+      deepEqual(r, { code: 0, stdout: "secret hello\n", stderr: "" });
+    });
+    await t.step("SOCKIT_TOKEN", async () => {
+      const r = await sockit([...NET, "--allow-env=SOCKIT_TOKEN"], ["client", server.address], {
+        stdin: "env hello\n",
+        env: { SOCKIT_TOKEN: TOKEN },
+      });
+      deepEqual(r, { code: 0, stdout: "env hello\n", stderr: "" });
+    });
+    await t.step("wrong token: exit 1 with auth_failed", async () => {
+      const r = await sockit([...NET, "--allow-env=SOCKIT_TOKEN"], ["client", server.address], {
+        stdin: "x\n",
+        env: { SOCKIT_TOKEN: "a-wrong-token-of-length" },
+      });
+      deepEqual(r.code, 1);
+      match(r.stderr, /\(auth_failed\)/);
+    });
+    await t.step("a token file others can read is refused", async () => {
+      await Deno.chmod(file, 0o644);
+      const r = await sockit([...NET, ...read], ["client", server.address, "--token-file", file]);
+      deepEqual(r.code, 1);
+      match(r.stderr, /other users can access it \(mode 644\)/);
+      await Deno.chmod(file, 0o600);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sockit client --raw half-closes and still receives the whole reply", async () => {
+  // An upper-casing server that answers only after the client's EOF, like
+  // the seed's classic exercise: a client that closed its socket at EOF
+  // instead of half-closing would lose the reply.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    using conn = await listener.accept();
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(4096);
+    for (let n; (n = await conn.read(buf)) !== null;) chunks.push(buf.slice(0, n));
+    const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+    const reply = new TextEncoder().encode(text.toUpperCase().repeat(1000));
+    for (let at = 0; at < reply.length;) at += await conn.write(reply.subarray(at));
+  })();
+  const result = await sockit(NET, ["client", `127.0.0.1:${listener.addr.port}`, "--raw"], {
+    stdin: "make me loud\n",
+  });
+  await serving;
+  deepEqual(result.code, 0, result.stderr);
+  deepEqual(result.stdout, "MAKE ME LOUD\n".repeat(1000));
+});
+
+Deno.test("sockit client --chat joins, talks and escapes what it prints", async () => {
+  await using t = await startServer();
+  const ada = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...NET, CLI, "client", t.address, "--chat", "ada"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const adaOut = ada.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const until = async (text: string) => {
+    while (!seen.includes(text)) {
+      const { value, done } = await adaOut.read();
+      if (done) break;
+      seen += value;
+    }
+  };
+  await until("* members: ada\n");
+  const bob = await sockit(NET, ["client", t.address, "--chat", "bob"], {
+    stdin: "hello ada\n\u001b]0;pwned\u0007 \u202eevil\n",
+  });
+  deepEqual(bob, { code: 0, stdout: "* members: ada, bob\n", stderr: "" });
+  await until("* bob left (quit)\n");
+  await ada.stdin.close();
+  for (let r = await adaOut.read(); !r.done; r = await adaOut.read()) seen += r.value;
+  const { code } = await ada.status;
+  await ada.stderr.cancel();
+  deepEqual(code, 0);
+  deepEqual(
+    seen,
+    [
+      "* members: ada",
+      "* bob joined",
+      "<bob> hello ada",
+      "<bob> \\x1b]0;pwned\\x07 \\u202eevil",
+      "* bob left (quit)",
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("sockit server on a Unix socket: mode 0600, stale file replaced, live one kept", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/sockit.sock`;
+  const perms = [`--allow-read=${path}`, `--allow-write=${path}`, `--allow-net=unix:${path}`];
+  try {
+    // A stale socket file, as a crashed server leaves it (a clean close removes it).
+    const crash = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `Deno.listen({ transport: "unix", path: ${
+          JSON.stringify(path)
+        } }); Deno.kill(Deno.pid, "SIGKILL");`,
+      ],
+    }).output();
+    deepEqual(crash.signal, "SIGKILL");
+    ok((await Deno.lstat(path)).isSocket);
+    await using server = await startCli(perms, ["--listen", `unix:${path}`]);
+    deepEqual(server.address, `unix:${path}`);
+    deepEqual((await Deno.stat(path)).mode! & 0o777, 0o600);
+    const echo = await sockit(perms, ["client", `unix:${path}`], { stdin: "over unix\n" });
+    deepEqual(echo, { code: 0, stdout: "over unix\n", stderr: "" });
+    const second = await sockit(perms, ["server", "--listen", `unix:${path}`]);
+    deepEqual(second.code, 1);
+    match(second.stderr, /another server is listening there/);
+    deepEqual((await server.stop()).code, 0);
+    await Deno.lstat(path).then(
+      () => ok(false, "socket file left behind"),
+      (error) => ok(error instanceof Deno.errors.NotFound),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sockit server logs one text line per event on stderr", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...NET, CLI, "server", "--listen", "127.0.0.1:0"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const err = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("\n")) {
+    const { value, done } = await err.read();
+    if (done) break;
+    seen += value;
+  }
+  const address = /^sockit: listening on (\S+)\n/.exec(seen)?.[1];
+  ok(address, seen);
+  const echo = await sockit(NET, ["client", address], { stdin: "x\n" });
+  deepEqual(echo.code, 0);
+  child.kill("SIGINT");
+  for (let r = await err.read(); !r.done; r = await err.read()) seen += r.value;
+  const { code } = await child.status;
+  await child.stdout.cancel();
+  deepEqual(code, 0);
+  const lines = seen.trim().split("\n").map((l) => l.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, "ADDR"));
+  deepEqual(lines, [
+    "sockit: listening on ADDR",
+    "sockit: connected #1 ADDR",
+    "sockit: session #1 ADDR echo",
+    "sockit: closed #1 ADDR echo: eof",
+    "sockit: shutting down (0 sessions open)",
+  ]);
+});
