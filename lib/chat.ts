@@ -9,7 +9,7 @@
 import { ProtocolError } from "./errors.ts";
 import { encodeControl, MessageType } from "./protocol.ts";
 import type { Service } from "./service.ts";
-import { type Session, typeByte } from "./session.ts";
+import { type Session, toProtocolError, typeByte } from "./session.ts";
 
 /** An event the chat service sends to members, as an EVENT message body. */
 export type ChatEvent =
@@ -175,9 +175,9 @@ export class ChatRoom implements Service {
     }
   }
 
-  /** Names of the members present now. */
+  /** Names of the members present now (welcomed ones; not those still joining). */
   get members(): string[] {
-    return [...this.#members.keys()];
+    return [...this.#names.values()];
   }
 
   /**
@@ -238,7 +238,7 @@ export class ChatRoom implements Service {
         }
       }
     } catch (error) {
-      reason = error instanceof ProtocolError ? error.code : "connection_lost";
+      reason = toProtocolError(error)?.code ?? "connection_lost";
       throw error;
     } finally {
       if (session.abortError) reason = session.abortError.code;

@@ -370,6 +370,15 @@ async function handshake(
         "Cannot start session: the server requires a token (use --token-file or SOCKIT_TOKEN)",
       );
     }
+    if (
+      reply.body.auth !== "hmac-sha256" ||
+      !SUPPORTED_VERSIONS.includes(reply.body.version as number)
+    ) {
+      throw new ProtocolError(
+        "bad_handshake",
+        `Cannot start session: unsupported challenge (auth "${reply.body.auth}", version ${reply.body.version})`,
+      );
+    }
     serverNonce = bytesField(reply.body, "nonce", 32);
     const proof = computeProof(options.token, "client", service, serverNonce, clientNonce);
     writer.frame(encodeControl(MessageType.Auth, { proof: proof.toBase64() }));

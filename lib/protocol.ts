@@ -277,7 +277,9 @@ export function parseWelcome(body: Record<string, unknown>): Welcome {
   const { version, service, maxFrame, idleTimeout } = body;
   if (
     !Number.isSafeInteger(version) || typeof service !== "string" ||
-    !Number.isSafeInteger(maxFrame) || !Number.isSafeInteger(idleTimeout)
+    !Number.isSafeInteger(maxFrame) || (maxFrame as number) < 0 ||
+    (maxFrame as number) > 0xffff_ffff ||
+    !Number.isSafeInteger(idleTimeout) || (idleTimeout as number) < 0
   ) {
     throw new ProtocolError("bad_message", "Cannot read WELCOME: a field is missing or malformed");
   }
