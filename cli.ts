@@ -13,9 +13,9 @@ import { parseArgs } from "node:util";
 import {
   chatLines,
   connect,
-  ConnectError,
   dial,
   echoLines,
+  escapeForLog,
   formatEvent,
   formatEventJson,
   loadToken,
@@ -26,6 +26,7 @@ import {
   RemoteError,
   serve,
   type ServerEvent,
+  TOKEN_ENV,
 } from "./mod.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
@@ -52,6 +53,8 @@ Options:
                                (default 127.0.0.1:7070)
       --token-file FILE        require clients to prove this token (or set SOCKIT_TOKEN)
       --max-conns N            connections served at once; more get "busy" (default 256)
+      --max-startups N         connections in their handshake at once; more get "busy"
+                               (default: a quarter of --max-conns, at most 64)
       --max-frame SIZE         largest frame after the handshake (default 1MiB)
       --max-handshake-frame SIZE
                                largest frame before the handshake completes (default 16KiB)
@@ -131,10 +134,26 @@ function flag<T>(
 }
 
 function count(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
     throw new RangeError(`Cannot parse "${text}": expected a positive whole number`);
   }
   return Number(text);
+}
+
+/** A duration above zero. */
+function period(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === 0) throw new RangeError(`Cannot use "${text}": expected a duration above zero`);
+  return ms;
+}
+
+/** A frame size from 1 byte to 4 GiB - 1. */
+function frameSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes < 1 || bytes > 0xffff_ffff) {
+    throw new RangeError(`Cannot use "${text}": expected a size from 1 byte to 4GiB - 1`);
+  }
+  return bytes;
 }
 
 async function serverCommand(args: string[]): Promise<number> {
@@ -142,6 +161,7 @@ async function serverCommand(args: string[]): Promise<number> {
     listen: { type: "string", multiple: true, short: "l" },
     "token-file": { type: "string" },
     "max-conns": { type: "string" },
+    "max-startups": { type: "string" },
     "max-frame": { type: "string" },
     "max-handshake-frame": { type: "string" },
     "handshake-timeout": { type: "string" },
@@ -171,14 +191,24 @@ async function serverCommand(args: string[]): Promise<number> {
     token,
     onEvent,
     maxConnections: flag(u, "max-conns", values["max-conns"], count),
-    maxFrame: flag(u, "max-frame", values["max-frame"], parseSize),
-    maxHandshakeFrame: flag(u, "max-handshake-frame", values["max-handshake-frame"], parseSize),
-    handshakeTimeout: flag(u, "handshake-timeout", values["handshake-timeout"], parseDuration),
+    maxUnauthenticated: flag(u, "max-startups", values["max-startups"], count),
+    maxFrame: flag(u, "max-frame", values["max-frame"], frameSize),
+    maxHandshakeFrame: flag(u, "max-handshake-frame", values["max-handshake-frame"], frameSize),
+    handshakeTimeout: flag(u, "handshake-timeout", values["handshake-timeout"], period),
     idleTimeout: flag(u, "idle-timeout", values["idle-timeout"], parseDuration),
-    stallTimeout: flag(u, "stall-timeout", values["stall-timeout"], parseDuration),
+    stallTimeout: flag(u, "stall-timeout", values["stall-timeout"], period),
     shutdownGrace: flag(u, "shutdown-grace", values["shutdown-grace"], parseDuration),
   };
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  if (token === undefined) {
+    const hint = envReadable()
+      ? "use --token-file FILE or SOCKIT_TOKEN to require one"
+      : "use --token-file FILE, or SOCKIT_TOKEN with --allow-env=SOCKIT_TOKEN, to require one";
+    print(
+      Deno.stderr,
+      `sockit: warning: no token: any client that can connect is served (${hint})\n`,
+    );
+  }
   const server = await serve(defined);
   const stop = () => server.shutdown();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -220,7 +250,11 @@ async function clientCommand(args: string[]): Promise<number> {
   if (values.raw) {
     const conn = await dial(address, { connectTimeout });
     try {
-      await relay(conn, { input: Deno.stdin, output: Deno.stdout });
+      await relay(conn, {
+        input: Deno.stdin,
+        output: Deno.stdout,
+        waitForInput: !Deno.stdin.isTerminal(),
+      });
     } finally {
       conn.close();
     }
@@ -245,13 +279,19 @@ async function clientCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+function envReadable(): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV }).state === "granted";
+}
+
+/** One line for stderr; text that may come from the server is escaped. */
 function describe(error: unknown): string {
-  if (error instanceof RemoteError) return `${error.message} (${error.code})`;
-  if (error instanceof ConnectError) return error.message;
+  if (error instanceof RemoteError) {
+    return `${escapeForLog(error.message, 500)} (${escapeForLog(error.code, 40)})`;
+  }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
     return `missing permission: ${error.message}`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return escapeForLog(error instanceof Error ? error.message : String(error), 500);
 }
 
 /**

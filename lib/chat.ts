@@ -9,7 +9,7 @@
 import { ProtocolError } from "./errors.ts";
 import { encodeControl, MessageType } from "./protocol.ts";
 import type { Service } from "./service.ts";
-import { type Session, toProtocolError, typeByte } from "./session.ts";
+import { type Session, toProtocolError } from "./session.ts";
 
 /** An event the chat service sends to members, as an EVENT message body. */
 export type ChatEvent =
@@ -227,8 +227,11 @@ export class ChatRoom implements Service {
           }
           this.#broadcast(session, { kind: "message", from: name, text });
         } else if (type === MessageType.Ping) {
-          session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
-          this.#pump(session);
+          // PONGs count against the backlog like events: a member that pings
+          // without reading is a slow consumer too.
+          const pong = payload.slice();
+          pong[0] = MessageType.Pong;
+          if (!this.#send(session, pong)) this.#leave(session, "slow_consumer");
         } else {
           throw new ProtocolError(
             "bad_message",

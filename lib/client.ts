@@ -34,7 +34,13 @@ export interface ConnectOptions {
   handshakeTimeout?: number;
   /** Largest frame payload accepted from the server. @default {8388608} */
   maxFrame?: number;
-  /** Send PINGs so that an idle session outlives the server's idle timeout. @default {true} */
+  /**
+   * Send PINGs so that an idle session outlives the server's idle timeout,
+   * and close the session when the server answers nothing for its whole idle
+   * period.
+   *
+   * @default {true}
+   */
   keepalive?: boolean;
   /** Cancels connecting and the handshake; it never closes an established session. */
   signal?: AbortSignal | undefined;
@@ -101,7 +107,11 @@ export class ClientSession implements AsyncDisposable {
   readonly writer: FrameWriter;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #lastSent = performance.now();
+  #pinging = true;
   #closed = false;
+  #failure: ProtocolError | undefined;
+  /** `performance.now()` when the pending read began, or -1 when none is pending. */
+  #readSince = -1;
 
   /** Use {@linkcode connect}. */
   constructor(
@@ -109,17 +119,34 @@ export class ClientSession implements AsyncDisposable {
     reader: FrameReader,
     writer: FrameWriter,
     welcome: Welcome,
-    keepalive: boolean,
+    options: { keepalive: boolean; clock: { lastRead: number } },
   ) {
     this.conn = conn;
     this.reader = reader;
     this.writer = writer;
     this.welcome = welcome;
-    if (keepalive && welcome.idleTimeout > 0) {
+    if (options.keepalive && welcome.idleTimeout > 0) {
+      // Ping three times per server idle period; a server that has answered
+      // nothing for a whole period is gone (the client's own deadline).
       const every = Math.max(50, Math.floor(welcome.idleTimeout / 3));
+      const deadline = Math.max(150, welcome.idleTimeout);
+      const { clock } = options;
       this.#keepalive = setInterval(() => {
-        if (performance.now() - this.#lastSent < every) return;
-        this.send(MessageType.Ping).catch(() => this.#stopKeepalive());
+        const now = performance.now();
+        // Only a read that waits counts: a caller that does not read for a
+        // while must not make the server look dead.
+        const waiting = this.#readSince >= 0 ? now - Math.max(clock.lastRead, this.#readSince) : 0;
+        if (waiting > deadline) {
+          this.#fail(
+            new ProtocolError(
+              "idle_timeout",
+              `Cannot continue session: no answer from the server for ${deadline} ms`,
+              { idleTimeout: deadline },
+            ),
+          );
+        } else if (this.#pinging && now - this.#lastSent >= every) {
+          this.send(MessageType.Ping).catch(() => this.#stopKeepalive());
+        }
       }, every);
     }
   }
@@ -127,6 +154,11 @@ export class ClientSession implements AsyncDisposable {
   #stopKeepalive(): void {
     clearInterval(this.#keepalive);
     this.#keepalive = undefined;
+  }
+
+  #fail(error: ProtocolError): void {
+    this.#failure = error;
+    this.close();
   }
 
   /**
@@ -138,7 +170,15 @@ export class ClientSession implements AsyncDisposable {
    */
   async read(): Promise<Message | null> {
     for (;;) {
-      const payload = await this.reader.read();
+      let payload: Uint8Array | null;
+      this.#readSince = performance.now();
+      try {
+        payload = await this.reader.read();
+      } catch (error) {
+        throw this.#failure ?? error;
+      } finally {
+        this.#readSince = -1;
+      }
       if (payload === null) return null;
       const type = payload[0];
       if (type === undefined) {
@@ -156,15 +196,27 @@ export class ClientSession implements AsyncDisposable {
    * @param type the message type
    * @param body the bytes after the type byte
    */
-  send(type: number, body?: Uint8Array): Promise<void> {
+  async send(type: number, body?: Uint8Array): Promise<void> {
     this.writer.frame(typeByte(type), body);
     this.#lastSent = performance.now();
-    return this.writer.flush();
+    await this.writer.flush();
   }
 
-  /** Shuts down the write side: the server sees the end of the stream. */
+  /**
+   * Whether a message other than a PONG is already buffered, so that the
+   * next {@linkcode ClientSession.read} returns without waiting for I/O.
+   */
+  get hasMessage(): boolean {
+    const next = this.reader.peek();
+    return next !== undefined && next[0] !== MessageType.Pong;
+  }
+
+  /**
+   * Shuts down the write side: the server sees the end of the stream. The
+   * client's deadline on the server's answers stays in force.
+   */
   async closeWrite(): Promise<void> {
-    this.#stopKeepalive();
+    this.#pinging = false;
     await this.writer.flush();
     await this.conn.closeWrite();
   }
@@ -307,12 +359,21 @@ export async function connect(
     conn.close();
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  const reader = new FrameReader(conn, { maxFrameLength: options.maxFrame ?? CLIENT_MAX_FRAME });
+  const clock = { lastRead: performance.now() };
+  const reader = new FrameReader(conn, {
+    maxFrameLength: options.maxFrame ?? CLIENT_MAX_FRAME,
+    onBytes: () => {
+      clock.lastRead = performance.now();
+    },
+  });
   const writer = new FrameWriter(conn);
   try {
     const welcome = await handshake(reader, writer, options);
     writer.maxFrameLength = welcome.maxFrame;
-    return new ClientSession(conn, reader, writer, welcome, options.keepalive ?? true);
+    return new ClientSession(conn, reader, writer, welcome, {
+      keepalive: options.keepalive ?? true,
+      clock,
+    });
   } catch (error) {
     if (timedOut) throw new ConnectError(text, `handshake timed out after ${timeout} ms`);
     if (options.signal?.aborted) throw new ConnectError(text, "aborted");
@@ -367,7 +428,7 @@ async function handshake(
     if (options.token === undefined) {
       throw new ProtocolError(
         "auth_required",
-        "Cannot start session: the server requires a token (use --token-file or SOCKIT_TOKEN)",
+        "Cannot start session: the server requires a token (use --token-file, or SOCKIT_TOKEN with --allow-env=SOCKIT_TOKEN)",
       );
     }
     if (

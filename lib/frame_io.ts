@@ -164,6 +164,18 @@ export class FrameReader {
     return have - FRAME_HEADER_LENGTH >= this.#peekLength();
   }
 
+  /**
+   * The next payload if a whole frame is already buffered, without consuming
+   * it; a view valid until the next read.
+   *
+   * @returns the payload, or `undefined` when no whole frame is buffered
+   */
+  peek(): Uint8Array | undefined {
+    if (!this.hasFrame) return undefined;
+    const start = this.#start + FRAME_HEADER_LENGTH;
+    return this.#buf.subarray(start, start + this.#peekLength());
+  }
+
   #peekLength(): number {
     const b = this.#buf, i = this.#start;
     return ((b[i]! << 24) >>> 0) + (b[i + 1]! << 16) + (b[i + 2]! << 8) + b[i + 3]!;

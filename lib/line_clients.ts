@@ -10,6 +10,7 @@ import { type ChatEvent, parseChatEvent } from "./chat.ts";
 import type { ClientSession } from "./client.ts";
 import { escapeControl } from "./escape.ts";
 import { type ByteReader, type ByteWriter, writeAll } from "./frame_io.ts";
+import { RemoteError } from "./errors.ts";
 import { decodeControl, MessageType } from "./protocol.ts";
 import { typeByte } from "./session.ts";
 
@@ -50,8 +51,19 @@ const strict = new TextDecoder("utf-8", { fatal: true });
  */
 export async function sendLines(session: ClientSession, input: ByteReader): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
+  const data = typeByte(MessageType.Data);
   let carry: Uint8Array[] = [];
   let carryLength = 0;
+  const checkLength = async (length: number) => {
+    const max = session.writer.maxFrameLength - 1;
+    if (length <= max) return;
+    // Send the lines before this one, then stop: the replies to those still
+    // arrive, and the caller reports this error.
+    await session.writer.flush();
+    throw new RangeError(
+      `Cannot send line: ${length} bytes exceed the server's limit of ${max} bytes per message`,
+    );
+  };
   for (;;) {
     const n = await input.read(buf);
     if (n === null) break;
@@ -59,26 +71,25 @@ export async function sendLines(session: ClientSession, input: ByteReader): Prom
     let start = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
       const piece = chunk.subarray(start, nl);
+      await checkLength(carryLength + piece.length);
       if (carryLength > 0) {
-        session.writer.frame(
-          typeByte(MessageType.Data),
-          join([...carry, piece], carryLength + piece.length),
-        );
+        session.writer.frame(data, join([...carry, piece], carryLength + piece.length));
         carry = [];
         carryLength = 0;
       } else {
-        session.writer.frame(typeByte(MessageType.Data), piece);
+        session.writer.frame(data, piece);
       }
       start = nl + 1;
     }
     if (start < n) {
+      await checkLength(carryLength + n - start);
       // Deliberate copy: the buffer is reused by the next read.
       carry.push(chunk.slice(start));
       carryLength += n - start;
     }
     await session.writer.flush();
   }
-  if (carryLength > 0) session.writer.frame(typeByte(MessageType.Data), join(carry, carryLength));
+  if (carryLength > 0) session.writer.frame(data, join(carry, carryLength));
   await session.closeWrite();
 }
 
@@ -219,14 +230,23 @@ async function receive(
   let sendError: unknown;
   let sendDone = false;
   sending.then(() => sendDone = true, (error) => {
-    // A failed send usually means the server closed the session; its reason
-    // arrives on the read side and wins. Otherwise it is reported below.
     sendError = error;
     sendDone = true;
+    // Stop sending but keep reading: the server answers what it already
+    // has, then closes, and the error is reported after those answers.
+    session.closeWrite().catch(() => session.close());
   });
   const out: (string | Uint8Array)[] = [];
   for (;;) {
-    const message = await session.read();
+    let message;
+    try {
+      message = await session.read();
+    } catch (error) {
+      await flushOut(options.output, out);
+      // A failed send usually means the server ended the session; the
+      // reason it gave (read side) is the one worth reporting.
+      throw error instanceof RemoteError || sendError === undefined ? error : sendError;
+    }
     if (message === null) break;
     const piece = render(message.type, message.body);
     if (typeof piece === "string") {
@@ -235,7 +255,7 @@ async function receive(
       // Deliberate copy: the body is a view into the read buffer.
       out.push(piece.slice(), "\n");
     }
-    if (!session.reader.hasFrame) await flushOut(options.output, out);
+    if (!session.hasMessage) await flushOut(options.output, out);
   }
   await flushOut(options.output, out);
   if (sendError !== undefined) throw sendError;

@@ -277,7 +277,7 @@ export function parseWelcome(body: Record<string, unknown>): Welcome {
   const { version, service, maxFrame, idleTimeout } = body;
   if (
     !Number.isSafeInteger(version) || typeof service !== "string" ||
-    !Number.isSafeInteger(maxFrame) || (maxFrame as number) < 0 ||
+    !Number.isSafeInteger(maxFrame) || (maxFrame as number) < 1 ||
     (maxFrame as number) > 0xffff_ffff ||
     !Number.isSafeInteger(idleTimeout) || (idleTimeout as number) < 0
   ) {

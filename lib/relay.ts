@@ -15,6 +15,13 @@ export interface RelayOptions {
   output: ByteWriter;
   /** Size of each copy buffer in bytes. @default {262144} */
   bufferSize?: number;
+  /**
+   * After the peer closes, keep sending until the input ends. Turn off for
+   * interactive input, where the user expects to be done when the peer is.
+   *
+   * @default {true}
+   */
+  waitForInput?: boolean;
 }
 
 /** Byte counts moved by {@linkcode relay}. */
@@ -37,15 +44,48 @@ async function copy(from: ByteReader, to: ByteWriter, size: number): Promise<num
 }
 
 /**
+ * Thrown by {@linkcode relay} when the peer closed before all input could be
+ * delivered.
+ *
+ * @example Read the counts
+ * ```ts
+ * import { RelayIncompleteError } from "@sockit/sockit";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * deepEqual(new RelayIncompleteError(10).sent, 10);
+ * ```
+ */
+export class RelayIncompleteError extends Error {
+  /** Bytes that were delivered before the peer closed. */
+  readonly sent: number;
+
+  /**
+   * Creates a `RelayIncompleteError`.
+   *
+   * @param sent bytes delivered before the peer closed
+   * @param options the original error as `cause`
+   */
+  constructor(sent: number, options?: ErrorOptions) {
+    super(`Cannot send all input: the peer closed the connection after ${sent} bytes`, options);
+    this.name = "RelayIncompleteError";
+    this.sent = sent;
+  }
+}
+
+/**
  * Copies `input` to the connection and the connection to `output` at once.
  * At the end of input the write side is shut down (the peer sees EOF) and
  * reading goes on until the peer closes, so a one-shot request still gets its
- * whole reply. Resolves when the peer has closed; input still open then is
- * left unread.
+ * whole reply. A peer that only half-closes keeps receiving input until it
+ * ends; a peer that closes for good before the input ends is an error.
+ *
+ * With `waitForInput: false` (interactive input, such as a terminal), the
+ * relay ends as soon as the peer closes, leaving unread input unread.
  *
  * @param conn the connection
  * @param options input, output and buffer size
  * @returns the byte counts
+ * @throws {RelayIncompleteError} when the peer closed before all input was delivered
  *
  * @example Talk to an upper-casing server
  * ```ts ignore
@@ -56,16 +96,28 @@ async function copy(from: ByteReader, to: ByteWriter, size: number): Promise<num
 export async function relay(conn: Deno.Conn, options: RelayOptions): Promise<RelayResult> {
   const size = options.bufferSize ?? 256 * 1024;
   let sent = 0;
+  const counting: ByteWriter = {
+    async write(p) {
+      const n = await conn.write(p);
+      sent += n;
+      return n;
+    },
+  };
+  const sending = copy(options.input, counting, size).then(() => conn.closeWrite());
   let sendError: unknown;
-  const sending = copy(options.input, conn, size).then(async (n) => {
-    sent = n;
-    await conn.closeWrite();
-  }).catch((error) => {
+  const sendSettled = sending.catch((error) => {
     sendError = error;
   });
   const received = await copy(conn, options.output, size);
-  // The peer closed: if input ended already, report what was sent.
-  await Promise.race([sending, Promise.resolve()]);
-  if (sendError !== undefined && !(sendError instanceof Deno.errors.BrokenPipe)) throw sendError;
+  if (options.waitForInput ?? true) await sendSettled;
+  if (sendError !== undefined) {
+    if (
+      sendError instanceof Deno.errors.BrokenPipe ||
+      sendError instanceof Deno.errors.ConnectionReset
+    ) {
+      throw new RelayIncompleteError(sent, { cause: sendError });
+    }
+    throw sendError;
+  }
   return { sent, received };
 }

@@ -9,7 +9,7 @@
 import { type Address, DEFAULT_ADDRESS, formatAddress, parseAddress } from "./address.ts";
 import { ChatRoom } from "./chat.ts";
 import { echoService } from "./echo.ts";
-import { ProtocolError } from "./errors.ts";
+import { type ErrorDetails, ProtocolError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_LENGTH, resolveMaxFrameLength } from "./frame.ts";
 import { acceptHandshake } from "./handshake.ts";
 import type { Service } from "./service.ts";
@@ -40,6 +40,13 @@ export interface ServeOptions {
   services?: readonly Service[];
   /** Connections served at once; more are refused with `busy`. @default {256} */
   maxConnections?: number;
+  /**
+   * Connections that may be in their handshake at once; more are refused
+   * with `busy`, so that silent or slow peers cannot take every slot.
+   *
+   * @default {min(64, ceil(maxConnections / 4))}
+   */
+  maxUnauthenticated?: number;
   /** Largest frame payload after the handshake, in bytes. @default {1048576} */
   maxFrame?: number;
   /** Largest frame payload before the handshake completes. @default {16384} */
@@ -131,6 +138,7 @@ export class Server implements AsyncDisposable {
   readonly #shutdownGrace: number;
   readonly #lingerTime: number;
   readonly #onEvent: (event: ServerEvent) => void;
+  readonly #maxUnauthenticated: number;
   readonly #sessions = new Set<Session>();
   readonly #refusing = new Set<Promise<void>>();
   readonly #acceptLoops: Promise<void>[];
@@ -154,7 +162,11 @@ export class Server implements AsyncDisposable {
     this.#services = new Map(options.services.map((s) => [s.name, s]));
     this.#token = options.token;
     this.#maxConnections = positive("maxConnections", options.maxConnections ?? 256);
-    this.#maxFrame = resolveMaxFrameLength(options.maxFrame ?? DEFAULT_MAX_FRAME_LENGTH);
+    // Every message has a type byte: a limit of 0 would allow nothing.
+    this.#maxFrame = positive(
+      "maxFrame",
+      resolveMaxFrameLength(options.maxFrame ?? DEFAULT_MAX_FRAME_LENGTH),
+    );
     this.#maxHandshakeFrame = Math.min(
       resolveMaxFrameLength(options.maxHandshakeFrame ?? DEFAULT_MAX_HANDSHAKE_FRAME),
       this.#maxFrame,
@@ -165,6 +177,10 @@ export class Server implements AsyncDisposable {
     this.#shutdownGrace = positive("shutdownGrace", options.shutdownGrace ?? 5_000, true);
     this.#lingerTime = positive("lingerTime", options.lingerTime ?? 1_000, true);
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#maxUnauthenticated = positive(
+      "maxUnauthenticated",
+      options.maxUnauthenticated ?? Math.min(64, Math.ceil(this.#maxConnections / 4)),
+    );
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     const shortest = Math.min(
       this.#handshakeTimeout,
@@ -173,10 +189,33 @@ export class Server implements AsyncDisposable {
     );
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, shortest / 4)));
     for (const addr of this.addrs) {
-      this.#onEvent({ type: "listening", address: formatAddress(addr) });
+      this.#emit({ type: "listening", address: formatAddress(addr) });
     }
     this.#acceptLoops = listeners.map((l) => this.#acceptLoop(l));
     options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+  }
+
+  /**
+   * Reports an event. A failing event handler (a closed log pipe, say) must
+   * not take the server down, and there is nowhere left to report it to, so
+   * its error is dropped.
+   */
+  #emit(event: ServerEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch {
+      // Deliberately ignored: see above.
+    }
+  }
+
+  /** Connections still in their handshake (not yet authenticated). */
+  #unauthenticated(): number {
+    let n = 0;
+    for (const session of this.#sessions) {
+      // Aborted ones are closing within the linger time; they do not count.
+      if (session.deadline !== Infinity && !session.abortError) n++;
+    }
+    return n;
   }
 
   /** Connections being served now (refused ones not counted). */
@@ -192,7 +231,7 @@ export class Server implements AsyncDisposable {
       } catch (error) {
         if (this.#stopping || error instanceof Deno.errors.BadResource) return;
         // EMFILE and the like: report, pause briefly, keep serving.
-        this.#onEvent({ type: "error", code: "accept_failed", message: String(error) });
+        this.#emit({ type: "error", code: "accept_failed", message: String(error) });
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
@@ -201,31 +240,41 @@ export class Server implements AsyncDisposable {
         return;
       }
       if (this.#sessions.size >= this.#maxConnections) {
-        this.#refuse(conn);
+        this.#refuse(conn, `all ${this.#maxConnections} connection slots are in use`, {
+          maxConnections: this.#maxConnections,
+        });
         continue;
       }
-      this.#serveConnection(conn);
+      // Like OpenSSH's MaxStartups: connections that have not authenticated
+      // get only part of the slots, so silent ones cannot lock out real users.
+      if (this.#unauthenticated() >= this.#maxUnauthenticated) {
+        this.#refuse(
+          conn,
+          `${this.#maxUnauthenticated} connections are already in their handshake`,
+          {
+            maxUnauthenticated: this.#maxUnauthenticated,
+          },
+        );
+        continue;
+      }
+      this.#serveConnection(conn).catch((error) => {
+        this.#emit({ type: "error", code: "internal", message: String(error) });
+      });
     }
   }
 
-  #refuse(conn: Deno.Conn): void {
+  #refuse(conn: Deno.Conn, why: string, details: ErrorDetails): void {
     const remote = formatAddress(conn.remoteAddr);
-    this.#onEvent({ type: "refused", remote, code: "busy" });
+    this.#emit({ type: "refused", remote, code: "busy" });
     // A refused peer normally reads the reason and closes within a round
     // trip. Past the cap, peers that do not are given only a short linger.
     const crowded = this.#refusing.size >= MAX_LINGERING_REFUSALS;
     const session = new Session(conn, 0, remote, {
       lingerTime: crowded ? Math.min(50, this.#lingerTime) : this.#lingerTime,
     });
-    session.abort(
-      new ProtocolError(
-        "busy",
-        `Cannot accept connection: all ${this.#maxConnections} connection slots are in use`,
-        { maxConnections: this.#maxConnections },
-      ),
-    );
+    session.abort(new ProtocolError("busy", `Cannot accept connection: ${why}`, details));
     const done: Promise<void> = session.finish().catch((error) => {
-      this.#onEvent({ type: "error", remote, code: "internal", message: String(error) });
+      this.#emit({ type: "error", remote, code: "internal", message: String(error) });
     }).finally(() => this.#refusing.delete(done));
     this.#refusing.add(done);
   }
@@ -239,7 +288,7 @@ export class Server implements AsyncDisposable {
     });
     session.deadline = performance.now() + this.#handshakeTimeout;
     this.#sessions.add(session);
-    this.#onEvent({ type: "connected", id, remote });
+    this.#emit({ type: "connected", id, remote });
     let reason = "eof";
     try {
       if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
@@ -251,7 +300,7 @@ export class Server implements AsyncDisposable {
       });
       await accepted.service.handle(session, async () => {
         await accepted.welcome();
-        this.#onEvent({
+        this.#emit({
           type: "session",
           id,
           remote,
@@ -264,7 +313,7 @@ export class Server implements AsyncDisposable {
       if (told) {
         session.abort(told);
         if (told.code === "internal") {
-          this.#onEvent({ type: "error", id, remote, code: "internal", message: String(error) });
+          this.#emit({ type: "error", id, remote, code: "internal", message: String(error) });
         }
       } else {
         reason = error instanceof Error ? error.name : "error";
@@ -273,12 +322,13 @@ export class Server implements AsyncDisposable {
     try {
       await session.finish();
     } catch (error) {
-      this.#onEvent({ type: "error", id, remote, code: "internal", message: String(error) });
+      this.#emit({ type: "error", id, remote, code: "internal", message: String(error) });
       session.destroy();
+    } finally {
+      if (session.abortError) reason = session.abortError.code;
+      this.#sessions.delete(session);
     }
-    if (session.abortError) reason = session.abortError.code;
-    this.#sessions.delete(session);
-    this.#onEvent({ type: "closed", id, remote, service: session.service, reason });
+    this.#emit({ type: "closed", id, remote, service: session.service, reason });
     if (this.#sessions.size === 0) this.#drained?.();
   }
 
@@ -350,7 +400,7 @@ export class Server implements AsyncDisposable {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
     }
-    this.#onEvent({ type: "shutdown", sessions: this.#sessions.size });
+    this.#emit({ type: "shutdown", sessions: this.#sessions.size });
     const drained = new Promise<void>((resolve) => {
       this.#drained = resolve;
       if (this.#sessions.size === 0) resolve();

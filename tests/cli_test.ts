@@ -25,8 +25,13 @@ async function sockit(
     env: { NO_COLOR: "1", ...options.env },
   }).spawn();
   const writer = child.stdin.getWriter();
-  if (options.stdin) await writer.write(new TextEncoder().encode(options.stdin));
-  await writer.close();
+  try {
+    if (options.stdin) await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  } catch (error) {
+    // The child may stop reading stdin before the end (that can be the test).
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
   const { code, stdout, stderr } = await child.output();
   return {
     code,
@@ -324,12 +329,12 @@ Deno.test("sockit server logs one text line per event on stderr", async () => {
   }).spawn();
   const err = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
-  while (!seen.includes("\n")) {
+  while (!seen.includes("listening on")) {
     const { value, done } = await err.read();
     if (done) break;
     seen += value;
   }
-  const address = /^sockit: listening on (\S+)\n/.exec(seen)?.[1];
+  const address = /sockit: listening on (\S+)\n/.exec(seen)?.[1];
   ok(address, seen);
   const echo = await sockit(NET, ["client", address], { stdin: "x\n" });
   deepEqual(echo.code, 0);
@@ -340,10 +345,95 @@ Deno.test("sockit server logs one text line per event on stderr", async () => {
   deepEqual(code, 0);
   const lines = seen.trim().split("\n").map((l) => l.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, "ADDR"));
   deepEqual(lines, [
+    "sockit: warning: no token: any client that can connect is served (use --token-file FILE, or SOCKIT_TOKEN with --allow-env=SOCKIT_TOKEN, to require one)",
     "sockit: listening on ADDR",
     "sockit: connected #1 ADDR",
     "sockit: session #1 ADDR echo",
     "sockit: closed #1 ADDR echo: eof",
     "sockit: shutting down (0 sessions open)",
   ]);
+});
+
+Deno.test("sockit client --raw delivers all input to a peer that half-closes first", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const input = "0123456789abcdef".repeat(64 * 1024); // 1 MiB
+  const counting = (async () => {
+    using conn = await listener.accept();
+    await conn.closeWrite(); // nothing to say, but keep listening
+    let total = 0;
+    const buf = new Uint8Array(65536);
+    for (let n; (n = await conn.read(buf)) !== null;) total += n;
+    return total;
+  })();
+  const result = await sockit(NET, ["client", `127.0.0.1:${listener.addr.port}`, "--raw"], {
+    stdin: input,
+  });
+  deepEqual(await counting, input.length);
+  deepEqual(result, { code: 0, stdout: "", stderr: "" });
+});
+
+Deno.test("sockit client --raw fails when the peer closes before the input is sent", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closing = (async () => {
+    const conn = await listener.accept();
+    conn.close();
+  })();
+  const result = await sockit(NET, ["client", `127.0.0.1:${listener.addr.port}`, "--raw"], {
+    stdin: "x".repeat(32 * 1024 * 1024),
+  });
+  await closing;
+  deepEqual(result.code, 1);
+  match(
+    result.stderr,
+    /^error: Cannot send all input: the peer closed the connection after \d+ bytes\n$/,
+  );
+});
+
+Deno.test("sockit client prints the lines before an overlong one, then fails", async () => {
+  await using t = await startServer({ maxFrame: 1024 });
+  const result = await sockit(NET, ["client", t.address], {
+    stdin: `short\n${"x".repeat(2000)}\nnever sent\n`,
+  });
+  deepEqual(result.code, 1);
+  deepEqual(result.stdout, "short\n");
+  deepEqual(
+    result.stderr,
+    "error: Cannot send line: 2000 bytes exceed the server's limit of 1023 bytes per message\n",
+  );
+});
+
+Deno.test("server-controlled error text is escaped before it reaches the terminal", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const evil = (async () => {
+    using conn = await listener.accept();
+    await conn.read(new Uint8Array(4096)); // the HELLO
+    const body = { code: "busy\u001b[31m", message: "\u001b]0;pwned\u0007\u001b[2Jfake prompt $" };
+    const payload = new TextEncoder().encode(" " + JSON.stringify(body));
+    payload[0] = 5; // ERROR
+    const frame = new Uint8Array(4 + payload.length);
+    new DataView(frame.buffer).setUint32(0, payload.length);
+    frame.set(payload, 4);
+    await conn.write(frame);
+  })();
+  const result = await sockit(NET, ["client", `127.0.0.1:${listener.addr.port}`], { stdin: "x\n" });
+  await evil;
+  deepEqual(result.code, 1);
+  deepEqual(result.stderr, "error: \\x1b]0;pwned\\x07\\x1b[2Jfake prompt $ (busy\\x1b[31m)\n");
+});
+
+Deno.test("out-of-range flag values are usage errors naming the flag", async (t) => {
+  for (
+    const [args, message] of [
+      [["--handshake-timeout", "0s"], /--handshake-timeout: .*above zero/],
+      [["--max-frame", "5GiB"], /--max-frame: .*4GiB - 1/],
+      [["--max-frame", "0"], /--max-frame: .*from 1 byte/],
+      [["--max-conns", "0"], /--max-conns: .*positive whole number/],
+    ] as const
+  ) {
+    await t.step(args.join(" "), async () => {
+      const result = await sockit(NET, ["server", ...args]);
+      deepEqual(result.code, 2);
+      match(result.stderr, message);
+    });
+  }
 });

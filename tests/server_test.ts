@@ -270,9 +270,17 @@ Deno.test("an idle session is closed after the idle timeout; PING keeps it alive
   deepEqual(new TextDecoder().decode((await alive.read())?.body), "still here");
 });
 
-Deno.test("200 idle connections do not slow a well-behaved client", async () => {
+Deno.test("200 idle sessions do not slow a well-behaved client", async () => {
   await using s = await startServer();
-  const idle = await Promise.all(Array.from({ length: 200 }, () => rawConnect(s.address)));
+  const idle = [];
+  // In batches: more than a quarter of the slots handshaking at once is a flood.
+  for (let i = 0; i < 4; i++) {
+    idle.push(
+      ...await Promise.all(
+        Array.from({ length: 50 }, () => connect(s.address, { keepalive: false })),
+      ),
+    );
+  }
   try {
     await using session = await connect(s.address);
     for (let i = 0; i < 200; i++) {
@@ -281,7 +289,29 @@ Deno.test("200 idle connections do not slow a well-behaved client", async () => 
     }
     deepEqual(s.server.connections, 201);
   } finally {
-    for (const conn of idle) conn.close();
+    for (const session of idle) session.close();
+  }
+});
+
+Deno.test("silent handshakes get only their share of the slots", async () => {
+  await using s = await startServer({ maxConnections: 64, handshakeTimeout: 500 });
+  await using established = await connect(s.address);
+  // 16 = a quarter of 64 may sit in their handshake; the rest are refused at once.
+  const silent = await Promise.all(Array.from({ length: 64 }, () => rawConnect(s.address)));
+  try {
+    const refused = await Promise.all(silent.slice(16).map((c) => readUntilClose(c)));
+    deepEqual(refused.map((m) => errorOf(m)?.code), Array(48).fill("busy"));
+    deepEqual(errorOf(refused[0]!)?.maxUnauthenticated, 16);
+    // The established session is not affected.
+    await established.send(MessageType.Data, text.encode("fine"));
+    deepEqual(new TextDecoder().decode((await established.read())?.body), "fine");
+    // At their deadline the silent ones go, and newcomers get in again.
+    const timedOut = await Promise.all(silent.slice(0, 16).map((c) => readUntilClose(c)));
+    deepEqual(timedOut.map((m) => errorOf(m)?.code), Array(16).fill("handshake_timeout"));
+    for (const conn of silent.splice(0)) conn.close();
+    await assertServes(s.address);
+  } finally {
+    for (const conn of silent) conn.close();
   }
 });
 
@@ -319,7 +349,7 @@ Deno.test("a client that never reads is cut off at the write stall and costs bou
 });
 
 Deno.test("connections over --max-conns are refused at once with busy", async () => {
-  await using s = await startServer({ maxConnections: 256 });
+  await using s = await startServer({ maxConnections: 256, maxUnauthenticated: 256 });
   const results = await Promise.all(
     Array.from({ length: 1000 }, () =>
       connect(s.address, { keepalive: false }).then(
