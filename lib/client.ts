@@ -4,6 +4,7 @@
  * @module
  */
 
+import { closeQuietly } from "./_close.ts";
 import { type Address, formatAddress, parseAddress } from "./address.ts";
 import { computeProof, createNonce, verifyProof } from "./auth.ts";
 import { ProtocolError, RemoteError } from "./errors.ts";
@@ -226,11 +227,7 @@ export class ClientSession implements AsyncDisposable {
     this.#stopKeepalive();
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
+    closeQuietly(this.conn);
   }
 
   /** Closes the session. */
@@ -352,11 +349,11 @@ export async function connect(
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    conn.close();
+    closeQuietly(conn);
   }, timeout);
   const onAbort = () => {
     clearTimeout(timer);
-    conn.close();
+    closeQuietly(conn);
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const clock = { lastRead: performance.now() };
@@ -377,11 +374,7 @@ export async function connect(
   } catch (error) {
     if (timedOut) throw new ConnectError(text, `handshake timed out after ${timeout} ms`);
     if (options.signal?.aborted) throw new ConnectError(text, "aborted");
-    try {
-      conn.close();
-    } catch (closeError) {
-      if (!(closeError instanceof Deno.errors.BadResource)) throw closeError;
-    }
+    closeQuietly(conn);
     if (isConnectionError(error)) {
       throw new ConnectError(text, "server closed the connection during the handshake", {
         cause: error,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { closeQuietly } from "./_close.ts";
 import { type Address, DEFAULT_ADDRESS, formatAddress, parseAddress } from "./address.ts";
 import { ChatRoom } from "./chat.ts";
 import { echoService } from "./echo.ts";
@@ -388,11 +389,7 @@ export class Server implements AsyncDisposable {
   async #stop(): Promise<void> {
     this.#stopping = true;
     for (const listener of this.#listeners) {
-      try {
-        listener.close();
-      } catch (error) {
-        if (!(error instanceof Deno.errors.BadResource)) throw error;
-      }
+      closeQuietly(listener);
     }
     await Promise.all(this.#acceptLoops);
     for (const path of this.#unixPaths) {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { closeQuietly } from "./_close.ts";
 import { FrameReader, FrameWriter } from "./frame_io.ts";
 import { FrameTooLargeError, FrameTruncatedError, MAX_FRAME_LENGTH_LIMIT } from "./frame.ts";
 import { type ErrorDetails, ProtocolError } from "./errors.ts";
@@ -332,11 +333,7 @@ export class Session {
     clearTimeout(this.#lingerTimer);
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
+    closeQuietly(this.conn);
   }
 
   /** Closes the connection at once, without telling the peer. */
