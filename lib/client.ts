@@ -120,23 +120,28 @@ export class ClientSession implements AsyncDisposable {
     reader: FrameReader,
     writer: FrameWriter,
     welcome: Welcome,
-    options: { keepalive: boolean; clock: { lastRead: number } },
+    keepalive: boolean,
   ) {
     this.conn = conn;
     this.reader = reader;
     this.writer = writer;
     this.welcome = welcome;
-    if (options.keepalive && welcome.idleTimeout > 0) {
+    if (keepalive && welcome.idleTimeout > 0) {
       // Ping three times per server idle period; a server that has answered
       // nothing for a whole period is gone (the client's own deadline).
       const every = Math.max(50, Math.floor(welcome.idleTimeout / 3));
       const deadline = Math.max(150, welcome.idleTimeout);
-      const { clock } = options;
+      let lastRead = performance.now();
+      let seen = reader.bytesRead;
       this.#keepalive = setInterval(() => {
         const now = performance.now();
+        if (reader.bytesRead !== seen) {
+          seen = reader.bytesRead;
+          lastRead = now;
+        }
         // Only a read that waits counts: a caller that does not read for a
         // while must not make the server look dead.
-        const waiting = this.#readSince >= 0 ? now - Math.max(clock.lastRead, this.#readSince) : 0;
+        const waiting = this.#readSince >= 0 ? now - Math.max(lastRead, this.#readSince) : 0;
         if (waiting > deadline) {
           this.#fail(
             new ProtocolError(
@@ -356,21 +361,12 @@ export async function connect(
     closeQuietly(conn);
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  const clock = { lastRead: performance.now() };
-  const reader = new FrameReader(conn, {
-    maxFrameLength: options.maxFrame ?? CLIENT_MAX_FRAME,
-    onBytes: () => {
-      clock.lastRead = performance.now();
-    },
-  });
+  const reader = new FrameReader(conn, { maxFrameLength: options.maxFrame ?? CLIENT_MAX_FRAME });
   const writer = new FrameWriter(conn);
   try {
     const welcome = await handshake(reader, writer, options);
     writer.maxFrameLength = welcome.maxFrame;
-    return new ClientSession(conn, reader, writer, welcome, {
-      keepalive: options.keepalive ?? true,
-      clock,
-    });
+    return new ClientSession(conn, reader, writer, welcome, options.keepalive ?? true);
   } catch (error) {
     if (timedOut) throw new ConnectError(text, `handshake timed out after ${timeout} ms`);
     if (options.signal?.aborted) throw new ConnectError(text, "aborted");

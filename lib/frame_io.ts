@@ -40,14 +40,10 @@ export interface FrameReaderOptions extends FrameOptions {
    * @default {4096}
    */
   bufferSize?: number;
-  /**
-   * Called after every successful read from the underlying reader, with the
-   * number of bytes read. Lets a server track activity without timers.
-   */
-  onBytes?: (n: number) => void;
 }
 
 const DEFAULT_BUFFER_SIZE = 4096;
+const EMPTY = new Uint8Array(0);
 /** Buffers grown above this size are released once drained. */
 const RESTING_LIMIT = 256 * 1024;
 
@@ -111,13 +107,13 @@ export async function writeAll(writer: ByteWriter, data: Uint8Array): Promise<vo
 export class FrameReader {
   readonly #source: ByteReader;
   readonly #restingSize: number;
-  readonly #onBytes: ((n: number) => void) | undefined;
   #max: number;
   #buf: Uint8Array;
   /** Start of unconsumed bytes in #buf. */
   #start = 0;
   /** End of valid bytes in #buf. */
   #end = 0;
+  #bytesRead = 0;
 
   /**
    * Creates a `FrameReader`.
@@ -136,7 +132,6 @@ export class FrameReader {
       );
     }
     this.#restingSize = size;
-    this.#onBytes = options.onBytes;
     this.#buf = new Uint8Array(size);
   }
 
@@ -147,6 +142,14 @@ export class FrameReader {
 
   set maxFrameLength(value: number) {
     this.#max = resolveMaxFrameLength(value);
+  }
+
+  /**
+   * Bytes read from the source so far. Cheaper than a clock on every read:
+   * a server notes when this changes to tell activity from silence.
+   */
+  get bytesRead(): number {
+    return this.#bytesRead;
   }
 
   /** Bytes received but not yet returned as frames. */
@@ -190,41 +193,48 @@ export class FrameReader {
    * @throws {FrameTruncatedError} when the stream ends inside a frame
    */
   async read(): Promise<Uint8Array | null> {
-    while (this.#end - this.#start < FRAME_HEADER_LENGTH) {
-      if (!(await this.#fill(FRAME_HEADER_LENGTH))) {
-        const have = this.#end - this.#start;
-        if (have === 0) return null;
-        throw new FrameTruncatedError("header", have, FRAME_HEADER_LENGTH);
+    for (;;) {
+      const have = this.#end - this.#start;
+      let need = FRAME_HEADER_LENGTH;
+      if (have >= FRAME_HEADER_LENGTH) {
+        const length = this.#peekLength();
+        if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
+        need = FRAME_HEADER_LENGTH + length;
+        if (have >= need) {
+          const payloadStart = this.#start + FRAME_HEADER_LENGTH;
+          this.#start += need;
+          return this.#buf.subarray(payloadStart, payloadStart + length);
+        }
       }
-    }
-    const length = this.#peekLength();
-    if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
-    const total = FRAME_HEADER_LENGTH + length;
-    while (this.#end - this.#start < total) {
-      if (!(await this.#fill(total))) {
+      const n = await this.#source.read(this.#room(need));
+      if (n === null) {
+        if (have === 0) return null;
+        if (have < FRAME_HEADER_LENGTH) {
+          throw new FrameTruncatedError("header", have, FRAME_HEADER_LENGTH);
+        }
         throw new FrameTruncatedError(
           "payload",
-          this.#end - this.#start - FRAME_HEADER_LENGTH,
-          length,
+          have - FRAME_HEADER_LENGTH,
+          need - FRAME_HEADER_LENGTH,
         );
       }
+      this.#end += n;
+      this.#bytesRead += n;
     }
-    const payloadStart = this.#start + FRAME_HEADER_LENGTH;
-    this.#start += total;
-    return this.#buf.subarray(payloadStart, payloadStart + length);
   }
 
   /**
-   * Reads once from the source so that more of a frame of `need` bytes
-   * (header included) is buffered. Returns false at end of stream.
+   * Makes room to read more of a frame of `need` bytes (header included) and
+   * returns the free part of the buffer.
    */
-  async #fill(need: number): Promise<boolean> {
+  #room(need: number): Uint8Array {
     const have = this.#end - this.#start;
     if (have === 0) {
       this.#start = this.#end = 0;
       if (this.#buf.length > RESTING_LIMIT && need <= this.#restingSize) {
         this.#buf = new Uint8Array(this.#restingSize);
       }
+      return this.#buf;
     }
     if (this.#end === this.#buf.length) {
       if (this.#start > 0) {
@@ -240,11 +250,7 @@ export class FrameReader {
       this.#end = have;
       this.#start = 0;
     }
-    const n = await this.#source.read(this.#buf.subarray(this.#end));
-    if (n === null) return false;
-    this.#end += n;
-    this.#onBytes?.(n);
-    return true;
+    return this.#buf.subarray(this.#end);
   }
 }
 
@@ -279,11 +285,12 @@ export class FrameReader {
 export class FrameWriter {
   readonly #sink: ByteWriter;
   #max: number;
-  #buf: Uint8Array = new Uint8Array(0);
-  #spare: Uint8Array = new Uint8Array(0);
+  #buf: Uint8Array = EMPTY;
+  #spare: Uint8Array = EMPTY;
   #end = 0;
   #inFlight = 0;
-  #lock: Promise<void> = Promise.resolve();
+  #bytesWritten = 0;
+  #running: Promise<void> | undefined;
 
   /**
    * Creates a `FrameWriter`.
@@ -308,6 +315,11 @@ export class FrameWriter {
   /** Bytes appended and not yet handed to the sink. */
   get pending(): number {
     return this.#end;
+  }
+
+  /** Bytes the sink has accepted so far; a server notes when this changes. */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
   }
 
   /** Bytes handed to the sink by a flush that has not finished yet. */
@@ -343,26 +355,44 @@ export class FrameWriter {
   }
 
   /** Writes every frame appended so far, after any flush already running. */
-  flush(): Promise<void> {
-    const previous = this.#lock;
-    const run = previous.then(() => this.#write());
-    // A failed write fails its own caller; later flushes still run in order.
-    this.#lock = run.catch(() => {});
-    return run;
+  async flush(): Promise<void> {
+    // Flushes run one at a time; a flush that finds one running waits for it
+    // (whatever its outcome: a failed write fails only its own caller).
+    while (this.#running) await this.#running.catch(() => {});
+    if (this.#end === 0) return;
+    const run = this.#write();
+    this.#running = run;
+    try {
+      await run;
+    } finally {
+      if (this.#running === run) this.#running = undefined;
+    }
   }
 
   async #write(): Promise<void> {
     const end = this.#end;
-    if (end === 0) return;
     const out = this.#buf;
-    this.#buf = this.#spare.length > RESTING_LIMIT ? new Uint8Array(0) : this.#spare;
+    // Frames appended while this write runs go to the spare buffer.
+    this.#buf = this.#spare;
+    this.#spare = EMPTY;
     this.#end = 0;
     this.#inFlight = end;
     try {
-      await writeAll(this.#sink, out.subarray(0, end));
+      for (let at = 0; at < end;) {
+        const n = await this.#sink.write(
+          at === 0 && end === out.length ? out : out.subarray(at, end),
+        );
+        at += n;
+        this.#bytesWritten += n;
+      }
     } finally {
       this.#inFlight = 0;
-      this.#spare = out;
+      if (this.#end === 0 && out.length <= RESTING_LIMIT) {
+        // Idle again: keep one buffer, not two.
+        this.#buf = out;
+      } else if (out.length <= RESTING_LIMIT) {
+        this.#spare = out;
+      }
     }
   }
 }

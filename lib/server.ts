@@ -141,6 +141,8 @@ export class Server implements AsyncDisposable {
   readonly #onEvent: (event: ServerEvent) => void;
   readonly #maxUnauthenticated: number;
   readonly #sessions = new Set<Session>();
+  /** Sessions that have not been welcomed yet. */
+  readonly #handshaking = new Set<Session>();
   readonly #refusing = new Set<Promise<void>>();
   readonly #acceptLoops: Promise<void>[];
   readonly #sweeper: ReturnType<typeof setInterval>;
@@ -211,10 +213,11 @@ export class Server implements AsyncDisposable {
 
   /** Connections still in their handshake (not yet authenticated). */
   #unauthenticated(): number {
+    // At most maxUnauthenticated members: the walk stays short.
     let n = 0;
-    for (const session of this.#sessions) {
+    for (const session of this.#handshaking) {
       // Aborted ones are closing within the linger time; they do not count.
-      if (session.deadline !== Infinity && !session.abortError) n++;
+      if (!session.abortError) n++;
     }
     return n;
   }
@@ -289,6 +292,7 @@ export class Server implements AsyncDisposable {
     });
     session.deadline = performance.now() + this.#handshakeTimeout;
     this.#sessions.add(session);
+    this.#handshaking.add(session);
     this.#emit({ type: "connected", id, remote });
     let reason = "eof";
     try {
@@ -301,6 +305,7 @@ export class Server implements AsyncDisposable {
       });
       await accepted.service.handle(session, async () => {
         await accepted.welcome();
+        this.#handshaking.delete(session);
         this.#emit({
           type: "session",
           id,
@@ -328,6 +333,7 @@ export class Server implements AsyncDisposable {
     } finally {
       if (session.abortError) reason = session.abortError.code;
       this.#sessions.delete(session);
+      this.#handshaking.delete(session);
     }
     this.#emit({ type: "closed", id, remote, service: session.service, reason });
     if (this.#sessions.size === 0) this.#drained?.();
@@ -337,6 +343,7 @@ export class Server implements AsyncDisposable {
     const now = performance.now();
     for (const session of this.#sessions) {
       if (session.abortError) continue;
+      session.noteActivity(now);
       let error: ProtocolError | undefined;
       if (now >= session.deadline) {
         error = new ProtocolError(

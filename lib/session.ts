@@ -147,10 +147,12 @@ export class Session {
   readonly reader: FrameReader;
   /** Batches frames to the connection. */
   readonly writer: FrameWriter;
-  /** `performance.now()` of the last byte read. */
+  /** When bytes were last seen arriving, as of the last {@linkcode Session.noteActivity}. */
   lastRead: number;
-  /** `performance.now()` of the last completed write. */
+  /** When a write last made progress, as of the last {@linkcode Session.noteActivity}. */
   lastWrite: number;
+  #seenRead = 0;
+  #seenWritten = 0;
   /** `performance.now()` by which the handshake must complete; `Infinity` after it. */
   deadline: number = Infinity;
   /** The service name once the handshake has chosen one. */
@@ -183,19 +185,32 @@ export class Session {
     this.lastRead = this.lastWrite = performance.now();
     this.reader = new FrameReader(conn, {
       maxFrameLength: options.maxHandshakeFrame ?? DEFAULT_MAX_HANDSHAKE_FRAME,
-      onBytes: () => {
-        this.lastRead = performance.now();
-      },
+      // Small at rest: most connections are idle most of the time.
+      bufferSize: 1024,
     });
     // The server's own frames are bounded by its services (an echo reply is
     // as large as the request), not by the limit on what peers may send.
-    this.writer = new FrameWriter({
-      write: async (p) => {
-        const n = await conn.write(p);
-        this.lastWrite = performance.now();
-        return n;
-      },
-    }, { maxFrameLength: MAX_FRAME_LENGTH_LIMIT });
+    this.writer = new FrameWriter(conn, { maxFrameLength: MAX_FRAME_LENGTH_LIMIT });
+  }
+
+  /**
+   * Records whether bytes moved since the last call, stamping `lastRead` and
+   * `lastWrite` with `now` if so. The server calls this from its periodic
+   * sweep, so the hot path carries no clock reads; times are as precise as
+   * the sweep interval.
+   *
+   * @param now the current `performance.now()`
+   */
+  noteActivity(now: number): void {
+    const read = this.reader.bytesRead, written = this.writer.bytesWritten;
+    if (read !== this.#seenRead) {
+      this.#seenRead = read;
+      this.lastRead = now;
+    }
+    if (written !== this.#seenWritten) {
+      this.#seenWritten = written;
+      this.lastWrite = now;
+    }
   }
 
   /** The error this session was aborted with, if any. */
