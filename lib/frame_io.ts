@@ -290,7 +290,8 @@ export class FrameWriter {
   #end = 0;
   #inFlight = 0;
   #bytesWritten = 0;
-  #running: Promise<void> | undefined;
+  #busy = false;
+  readonly #waiters: (() => void)[] = [];
 
   /**
    * Creates a `FrameWriter`.
@@ -356,28 +357,21 @@ export class FrameWriter {
 
   /** Writes every frame appended so far, after any flush already running. */
   async flush(): Promise<void> {
-    // Flushes run one at a time; a flush that finds one running waits for it
-    // (whatever its outcome: a failed write fails only its own caller).
-    while (this.#running) await this.#running.catch(() => {});
-    if (this.#end === 0) return;
-    const run = this.#write();
-    this.#running = run;
-    try {
-      await run;
-    } finally {
-      if (this.#running === run) this.#running = undefined;
-    }
-  }
-
-  async #write(): Promise<void> {
+    // Flushes run one at a time, in call order. Uncontended, a flush costs
+    // no promise of its own; a flush that finds one running queues and is
+    // handed the turn when that one ends, whatever its outcome (a failed
+    // write fails only its own caller).
+    if (this.#busy) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    else this.#busy = true;
     const end = this.#end;
     const out = this.#buf;
-    // Frames appended while this write runs go to the spare buffer.
-    this.#buf = this.#spare;
-    this.#spare = EMPTY;
-    this.#end = 0;
-    this.#inFlight = end;
     try {
+      if (end === 0) return;
+      // Frames appended while this write runs go to the spare buffer.
+      this.#buf = this.#spare;
+      this.#spare = EMPTY;
+      this.#end = 0;
+      this.#inFlight = end;
       for (let at = 0; at < end;) {
         const n = await this.#sink.write(
           at === 0 && end === out.length ? out : out.subarray(at, end),
@@ -386,13 +380,18 @@ export class FrameWriter {
         this.#bytesWritten += n;
       }
     } finally {
-      this.#inFlight = 0;
-      if (this.#end === 0 && out.length <= RESTING_LIMIT) {
-        // Idle again: keep one buffer, not two.
-        this.#buf = out;
-      } else if (out.length <= RESTING_LIMIT) {
-        this.#spare = out;
+      if (end > 0) {
+        this.#inFlight = 0;
+        if (this.#end === 0 && out.length <= RESTING_LIMIT) {
+          // Idle again: keep one buffer, not two.
+          this.#buf = out;
+        } else if (out.length <= RESTING_LIMIT) {
+          this.#spare = out;
+        }
       }
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#busy = false;
     }
   }
 }
