@@ -34,8 +34,6 @@ export const DEFAULT_MAX_FRAME_LENGTH = 1024 * 1024;
 
 /** Payloads up to this size are copied behind their header into one chunk. */
 const COALESCE_LIMIT = 64 * 1024;
-/** Size of the slabs small encoded frames are carved from. */
-const SLAB_SIZE = 64 * 1024;
 
 /** Options shared by the frame encoder and decoder. */
 export interface FrameOptions {
@@ -199,23 +197,14 @@ export class FrameEncoderStream extends TransformStream<Uint8Array, Uint8Array> 
    */
   constructor(options: FrameOptions = {}) {
     const max = resolveMaxFrameLength(options.maxFrameLength);
-    // Small frames are carved out of a shared slab: one allocation per 64 KiB
-    // instead of one per frame. A slab is never written again once handed
-    // out, so every emitted chunk stays valid.
-    let slab = new Uint8Array(0);
-    let used = 0;
     super({
       transform(payload, controller) {
         const length = payload.length;
         if (length > max) throw new FrameTooLargeError(length, max);
         if (length <= COALESCE_LIMIT) {
-          const total = FRAME_HEADER_LENGTH + length;
-          if (used + total > slab.length) {
-            slab = new Uint8Array(Math.max(SLAB_SIZE, total));
-            used = 0;
-          }
-          const frame = slab.subarray(used, used + total);
-          used += total;
+          // One exact-size buffer per frame: a consumer may transfer or keep
+          // any chunk without touching or pinning its neighbours.
+          const frame = new Uint8Array(FRAME_HEADER_LENGTH + length);
           frame[0] = length >>> 24;
           frame[1] = (length >>> 16) & 0xff;
           frame[2] = (length >>> 8) & 0xff;

@@ -291,6 +291,7 @@ export class FrameWriter {
   #inFlight = 0;
   #bytesWritten = 0;
   #busy = false;
+  #failed: { error: unknown } | undefined;
   readonly #waiters: (() => void)[] = [];
 
   /**
@@ -359,13 +360,15 @@ export class FrameWriter {
   async flush(): Promise<void> {
     // Flushes run one at a time, in call order. Uncontended, a flush costs
     // no promise of its own; a flush that finds one running queues and is
-    // handed the turn when that one ends, whatever its outcome (a failed
-    // write fails only its own caller).
+    // handed the turn when that one ends. Once a write has failed, the bytes
+    // on the wire are cut short, so every later flush fails with that error:
+    // a caller whose frames left in the failed batch learns they were lost.
     if (this.#busy) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     else this.#busy = true;
     const end = this.#end;
     const out = this.#buf;
     try {
+      if (this.#failed) throw this.#failed.error;
       if (end === 0) return;
       // Frames appended while this write runs go to the spare buffer.
       this.#buf = this.#spare;
@@ -379,6 +382,9 @@ export class FrameWriter {
         at += n;
         this.#bytesWritten += n;
       }
+    } catch (error) {
+      this.#failed ??= { error };
+      throw error;
     } finally {
       if (end > 0) {
         this.#inFlight = 0;

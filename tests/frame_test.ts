@@ -170,6 +170,18 @@ Deno.test("FrameEncoderStream and FrameDecoderStream round-trip large payloads",
   deepEqual(out, payloads);
 });
 
+Deno.test("FrameEncoderStream gives every frame a buffer of its own", async () => {
+  const chunks = await Array.fromAsync(
+    ReadableStream.from([bytes(1), bytes(2, 3)]).pipeThrough(new FrameEncoderStream()),
+  );
+  for (const chunk of chunks) deepEqual(chunk.buffer.byteLength, chunk.length);
+  // Transferring one chunk's buffer leaves the others intact.
+  const first = chunks[0]!.buffer as ArrayBuffer;
+  first.transfer();
+  deepEqual(first.detached, true);
+  deepEqual(chunks[1], bytes(0, 0, 0, 2, 2, 3));
+});
+
 Deno.test("FrameEncoderStream rejects a payload longer than maxFrameLength", async () => {
   const stream = ReadableStream.from([new Uint8Array(11)]).pipeThrough(
     new FrameEncoderStream({ maxFrameLength: 10 }),
@@ -247,6 +259,28 @@ Deno.test("FrameWriter keeps frames whole and in order when flushes overlap", as
     decoded,
     Array.from({ length: 20 }, (_, i) => concat([bytes(i), new Uint8Array(i).fill(i)])),
   );
+});
+
+Deno.test("FrameWriter fails every later flush once a write has failed", async () => {
+  const broken = new Error("connection reset");
+  let release!: () => void;
+  const sink = {
+    async write(_p: Uint8Array): Promise<number> {
+      await new Promise<void>((resolve) => release = resolve);
+      throw broken;
+    },
+  };
+  const writer = new FrameWriter(sink);
+  writer.frame(bytes(1));
+  const first = writer.flush();
+  // A second task appends its frame and flushes while the first write runs;
+  // its frame leaves with a later batch, which must not be reported sent.
+  writer.frame(bytes(2));
+  const second = writer.flush();
+  release();
+  await rejects(() => first, (e) => e === broken);
+  await rejects(() => second, (e) => e === broken);
+  await rejects(() => writer.flush(), (e) => e === broken);
 });
 
 Deno.test("FrameWriter refuses a frame above its limit", () => {
