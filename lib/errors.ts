@@ -26,6 +26,10 @@ export type ErrorCode =
   | "name_taken"
   | "slow_consumer"
   | "shutting_down"
+  | "not_allowed"
+  | "not_found"
+  | "not_executable"
+  | "exec_failed"
   | "internal";
 
 /** Every {@linkcode ErrorCode}, in the order `docs/protocol.md` lists them. */
@@ -47,6 +51,10 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "name_taken",
   "slow_consumer",
   "shutting_down",
+  "not_allowed",
+  "not_found",
+  "not_executable",
+  "exec_failed",
   "internal",
 ];
 

@@ -28,6 +28,8 @@ export interface AcceptOptions {
   maxFrame: number;
   /** Idle timeout in milliseconds announced in WELCOME (0 = none). */
   idleTimeout: number;
+  /** Write-stall timeout in milliseconds announced in WELCOME. @default {undefined} */
+  stallTimeout?: number | undefined;
 }
 
 /** The outcome of a successful handshake, before WELCOME is sent. */
@@ -114,6 +116,7 @@ export async function acceptHandshake(
   }
   session.service = hello.service;
   session.params = hello.params;
+  session.authenticated = token !== undefined;
   return {
     service,
     authenticated: token !== undefined,
@@ -126,6 +129,7 @@ export async function acceptHandshake(
         maxFrame: options.maxFrame,
         idleTimeout: options.idleTimeout,
       };
+      if (options.stallTimeout !== undefined) body.stallTimeout = options.stallTimeout;
       if (serverProof) body.proof = serverProof.toBase64();
       return session.sendControl(MessageType.Welcome, body);
     },

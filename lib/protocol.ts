@@ -39,6 +39,14 @@ export const MessageType = {
   Ping: 0x07,
   /** Keepalive answer. */
   Pong: 0x08,
+  /** Client's command request in an exec session (JSON). */
+  Exec: 0x09,
+  /** Bytes of one exec stream: a stream id byte, then data; no data means end of stream. */
+  Stream: 0x0a,
+  /** Server's grant of more stdin bytes: a 4-byte big-endian count. */
+  Credit: 0x0b,
+  /** Client's request to signal the remote command (JSON). */
+  Signal: 0x0c,
 } as const;
 
 /** One of the values of {@linkcode MessageType}. */
@@ -68,6 +76,11 @@ export interface Welcome {
   idleTimeout: number;
   /** The server's proof of the token, present when the session was authenticated. */
   proof?: Uint8Array;
+  /**
+   * Milliseconds a blocked write may wait while the client is silent; absent
+   * from older servers. Clients ping often enough to stay inside it.
+   */
+  stallTimeout?: number;
 }
 
 const encoder = new TextEncoder();
@@ -290,5 +303,9 @@ export function parseWelcome(body: Record<string, unknown>): Welcome {
     idleTimeout: idleTimeout as number,
   };
   if (body.proof !== undefined) welcome.proof = bytesField(body, "proof", 32);
+  const { stallTimeout } = body;
+  if (Number.isSafeInteger(stallTimeout) && (stallTimeout as number) > 0) {
+    welcome.stallTimeout = stallTimeout as number;
+  }
   return welcome;
 }

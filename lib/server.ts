@@ -302,6 +302,7 @@ export class Server implements AsyncDisposable {
         token: this.#token,
         maxFrame: this.#maxFrame,
         idleTimeout: this.#idleTimeout,
+        stallTimeout: this.#stallTimeout,
       });
       await accepted.service.handle(session, async () => {
         await accepted.welcome();
@@ -351,7 +352,13 @@ export class Server implements AsyncDisposable {
           `Cannot start session: handshake not completed within ${this.#handshakeTimeout} ms`,
           { handshakeTimeout: this.#handshakeTimeout },
         );
-      } else if (session.writer.inFlight > 0 && now - session.lastWrite > this.#stallTimeout) {
+      } else if (
+        session.writer.inFlight > 0 && now - session.lastWrite > this.#stallTimeout &&
+        now - session.lastRead > this.#stallTimeout
+      ) {
+        // A peer that reads nothing but keeps talking (an exec client whose
+        // own output is paused, pinging) is slow, not gone; its service
+        // bounds what it holds.
         error = new ProtocolError(
           "write_stall",
           `Cannot deliver data: peer read nothing for ${this.#stallTimeout} ms`,
@@ -439,6 +446,7 @@ export class Server implements AsyncDisposable {
  * @returns the running server
  * @throws {Deno.errors.AddrInUse} when an address is taken
  * @throws {RangeError} when an option is out of range
+ * @throws {TypeError} when a service that requires a token is offered without one
  *
  * @example Serve echo and chat on a free loopback port
  * ```ts
@@ -453,7 +461,13 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const addresses = (options.listen ?? [DEFAULT_ADDRESS]).map((a) =>
     typeof a === "string" ? parseAddress(a) : a
   );
-  const services = options.services ?? [echoService, new ChatRoom()];
+  const services: readonly Service[] = options.services ?? [echoService, new ChatRoom()];
+  const guarded = services.find((s) => s.requiresToken);
+  if (guarded && options.token === undefined) {
+    throw new TypeError(
+      `Cannot serve "${guarded.name}" without a token: it runs only for clients that prove one`,
+    );
+  }
   const listeners: Deno.Listener[] = [];
   const unixPaths: string[] = [];
   try {

@@ -33,6 +33,11 @@ export interface Service {
   /** The name clients ask for in their HELLO. */
   readonly name: string;
   /**
+   * When true, {@linkcode serve} refuses to start without a token, and the
+   * service refuses sessions that did not prove it.
+   */
+  readonly requiresToken?: boolean;
+  /**
    * Serves one session.
    *
    * @param session the connection, handshake done

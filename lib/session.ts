@@ -157,6 +157,8 @@ export class Session {
   deadline: number = Infinity;
   /** The service name once the handshake has chosen one. */
   service = "";
+  /** Whether the client proved the server's token in the handshake. */
+  authenticated = false;
   /** Service parameters from the HELLO. */
   params: Record<string, unknown> = {};
   /** An unexpected error met while closing, kept for the server's log. */

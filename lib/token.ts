@@ -14,6 +14,12 @@ export interface LoadTokenOptions {
   tokenFile?: string | undefined;
   /** Read `SOCKIT_TOKEN` when no file is given and `--allow-env` grants it. @default {true} */
   useEnv?: boolean;
+  /**
+   * A file to read when neither `tokenFile` nor the environment gives a
+   * token and the file exists, such as {@linkcode defaultTokenPath}.
+   * @default {undefined}
+   */
+  defaultFile?: string | undefined;
 }
 
 /** The environment variable a token may come from. */
@@ -81,30 +87,142 @@ function check(source: string, token: string): string {
  * ```
  */
 export async function loadToken(options: LoadTokenOptions = {}): Promise<string | undefined> {
-  const { tokenFile } = options;
-  if (tokenFile !== undefined) {
-    let text: string;
-    try {
-      const info = await Deno.stat(tokenFile);
-      if (Deno.build.os !== "windows" && info.mode !== null && (info.mode & 0o077) !== 0) {
-        throw new TokenError(
-          tokenFile,
-          `other users can access it (mode ${(info.mode & 0o777).toString(8)}); run chmod 600`,
-        );
-      }
-      text = await Deno.readTextFile(tokenFile);
-    } catch (error) {
-      if (error instanceof TokenError) throw error;
-      if (error instanceof Deno.errors.NotFound) {
-        throw new TokenError(tokenFile, "no such file", { cause: error });
-      }
-      throw error;
-    }
-    return check(tokenFile, text.replace(/\r?\n$/, ""));
+  const { tokenFile, defaultFile } = options;
+  if (tokenFile !== undefined) return await readTokenFile(tokenFile);
+  if (options.useEnv !== false) {
+    const granted = Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV }).state ===
+      "granted";
+    const value = granted ? Deno.env.get(TOKEN_ENV) : undefined;
+    if (value !== undefined && value !== "") return check(TOKEN_ENV, value);
   }
-  if (options.useEnv === false) return undefined;
-  const granted = Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV }).state ===
+  if (defaultFile === undefined) return undefined;
+  const readable = (await Deno.permissions.query({ name: "read", path: defaultFile })).state ===
     "granted";
-  const value = granted ? Deno.env.get(TOKEN_ENV) : undefined;
-  return value === undefined || value === "" ? undefined : check(TOKEN_ENV, value);
+  if (!readable) return undefined;
+  try {
+    return await readTokenFile(defaultFile);
+  } catch (error) {
+    if (error instanceof TokenError && error.cause instanceof Deno.errors.NotFound) {
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+async function readTokenFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    const info = await Deno.stat(path);
+    if (Deno.build.os !== "windows" && info.mode !== null && (info.mode & 0o077) !== 0) {
+      throw new TokenError(
+        path,
+        `other users can access it (mode ${(info.mode & 0o777).toString(8)}); run chmod 600`,
+      );
+    }
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof TokenError) throw error;
+    if (error instanceof Deno.errors.NotFound) {
+      throw new TokenError(path, "no such file", { cause: error });
+    }
+    throw error;
+  }
+  return check(path, text.replace(/\r?\n$/, ""));
+}
+
+function envVar(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name) || undefined;
+}
+
+/**
+ * The token file servers generate and clients read when given no token:
+ * `$XDG_CONFIG_HOME/sockit/token`, else `$HOME/.config/sockit/token`
+ * (`%APPDATA%\\sockit\\token` on Windows).
+ *
+ * @returns the path, or `undefined` when `--allow-env` does not grant the
+ *   variables it is built from or they are unset
+ *
+ * @example Find the default token file
+ * ```ts
+ * import { defaultTokenPath } from "@sockit/sockit";
+ *
+ * const path = defaultTokenPath();
+ * console.log(path ?? "no default token file on this system");
+ * ```
+ */
+export function defaultTokenPath(): string | undefined {
+  const sep = Deno.build.os === "windows" ? "\\" : "/";
+  const base = Deno.build.os === "windows"
+    ? envVar("APPDATA")
+    : envVar("XDG_CONFIG_HOME") ?? (envVar("HOME") && `${envVar("HOME")}/.config`);
+  return base === undefined ? undefined : [base, "sockit", "token"].join(sep);
+}
+
+/**
+ * Makes a new random token: 32 bytes from the system's secure random
+ * source, as 43 characters of base64url.
+ *
+ * @returns the token
+ *
+ * @example Two tokens differ
+ * ```ts
+ * import { createToken } from "@sockit/sockit";
+ * import { notDeepEqual } from "node:assert/strict";
+ *
+ * notDeepEqual(createToken(), createToken());
+ * ```
+ */
+export function createToken(): string {
+  return crypto.getRandomValues(new Uint8Array(32)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
+}
+
+/**
+ * Reads the token in `path`, or creates the file with a new token when it
+ * does not exist. The directory is made mode 0700 and the file 0600, and an
+ * existing file other users can access is refused.
+ *
+ * @param path where the token lives, such as {@linkcode defaultTokenPath}
+ * @returns the token, and whether this call created it
+ * @throws {TokenError} when an existing file is unsafe or holds no valid token
+ *
+ * @example Create once, then read back
+ * ```ts
+ * import { ensureToken } from "@sockit/sockit";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const first = await ensureToken(`${dir}/token`);
+ * const again = await ensureToken(`${dir}/token`);
+ * deepEqual([first.created, again.created], [true, false]);
+ * deepEqual(again.token, first.token);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function ensureToken(path: string): Promise<{ token: string; created: boolean }> {
+  try {
+    return { token: await readTokenFile(path), created: false };
+  } catch (error) {
+    if (!(error instanceof TokenError && error.cause instanceof Deno.errors.NotFound)) throw error;
+  }
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true, mode: 0o700 });
+  const token = createToken();
+  try {
+    // createNew: never replace a file another process wrote meanwhile.
+    using file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    const bytes = new TextEncoder().encode(token + "\n");
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) {
+      return { token: await readTokenFile(path), created: false };
+    }
+    throw error;
+  }
+  return { token, created: true };
 }
