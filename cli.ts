@@ -12,20 +12,31 @@
 import { parseArgs } from "node:util";
 import {
   chatLines,
+  ChatRoom,
   connect,
+  ConnectError,
+  defaultTokenPath,
   dial,
   echoLines,
+  echoService,
+  ensureToken,
   escapeForLog,
+  exec,
+  execService,
+  exitCodeOf,
   formatEvent,
   formatEventJson,
   loadToken,
   parseAddress,
   parseDuration,
   parseSize,
+  pipeExec,
+  ProtocolError,
   relay,
   RemoteError,
   serve,
   type ServerEvent,
+  type Service,
   TOKEN_ENV,
 } from "./mod.ts";
 import denoConfig from "./deno.json" with { type: "json" };
@@ -35,23 +46,34 @@ const encoder = new TextEncoder();
 const USAGE = `sockit ${denoConfig.version}: framed, authenticated sockets
 
 Usage:
-  sockit server [--listen ADDR]... [options]
+  sockit server [--listen ADDR]... [--exec] [options]
   sockit client ADDR [--chat NAME | --raw] [options]
+  sockit exec ADDR [options] -- PROGRAM [ARG]...
   sockit help [COMMAND]
   sockit --version
 
 Addresses are HOST:PORT, [IPV6]:PORT or unix:PATH.
-Run "sockit help server" or "sockit help client" for their options.
+Run "sockit help server", "sockit help client" or "sockit help exec" for their options.
 `;
 
 const SERVER_USAGE = `Usage: sockit server [--listen ADDR]... [options]
 
-Serves the echo and chat services until SIGINT or SIGTERM.
+Serves the echo and chat services (and exec, when enabled) until SIGINT or SIGTERM.
 
 Options:
   -l, --listen ADDR            address to listen on, repeatable; port 0 picks a free port
                                (default 127.0.0.1:7070)
       --token-file FILE        require clients to prove this token (or set SOCKIT_TOKEN)
+      --exec                   offer remote command execution (off by default); it always
+                               needs a token: without one, a token is generated and kept
+                               in ~/.config/sockit/token (mode 600), which local clients read
+      --exec-allow PROG[,PROG]...
+                               run only these programs, compared with argv[0] exactly
+                               (default: any program --allow-run permits)
+      --exec-env-allow NAME[,NAME]...
+                               variables clients may set with --env (default: none)
+      --exec-max N             commands running at once; more get "busy" (default 64)
+      --exec-timeout DUR       longest a command may run (default 1h)
       --max-conns N            connections served at once; more get "busy" (default 256)
       --max-startups N         connections in their handshake at once; more get "busy"
                                (default: a quarter of --max-conns, at most 64)
@@ -67,8 +89,37 @@ Options:
 
 Sizes: 65536, 64KiB, 1MiB. Durations: 500ms, 10s, 5m, 1h.
 
-Example:
+Examples:
   sockit server --listen 127.0.0.1:7070 --listen unix:/tmp/sockit.sock
+  sockit server --exec --exec-allow uname,ls,sh
+`;
+
+const EXEC_USAGE = `Usage: sockit exec ADDR [options] -- PROGRAM [ARG]...
+
+Runs PROGRAM with exactly these arguments on the server (no remote shell re-parses them),
+streams local stdin to it, and its stdout and stderr to local stdout and stderr as they
+arrive. Ctrl-C sends SIGINT to the remote command; a second Ctrl-C kills it.
+
+Options:
+      --timeout DUR            end the command after DUR (SIGTERM, then SIGKILL); exit 124
+      --cwd DIR                working directory on the server
+      --env NAME=VALUE         set a variable, repeatable; the server must allow NAME
+      --no-stdin               give the command an empty stdin (also when stdin is a terminal)
+      --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
+                               ~/.config/sockit/token when it exists)
+      --connect-timeout DUR    limit on connecting and the handshake (default 10s)
+      --json FILE              write NDJSON events (started, exit, error) to FILE,
+                               such as /dev/fd/3; stdout and stderr stay the command's
+  -h, --help                   show this help
+
+Exit codes: the remote command's; 128+N when a signal N ended it; 124 when --timeout
+passed; 126 when the program cannot be executed; 127 when it is not found; 255 when
+sockit itself fails (cannot connect, authentication, not allowed, usage, protocol error).
+
+Examples:
+  sockit exec 127.0.0.1:7070 -- uname -a
+  seq 1 100000 | sockit exec 127.0.0.1:7070 -- wc -l
+  sockit exec 127.0.0.1:7070 --timeout 5s -- sh -c 'echo $HOME; sleep 10'
 `;
 
 const CLIENT_USAGE = `Usage: sockit client ADDR [--chat NAME | --raw] [options]
@@ -168,6 +219,11 @@ async function serverCommand(args: string[]): Promise<number> {
     "idle-timeout": { type: "string" },
     "stall-timeout": { type: "string" },
     "shutdown-grace": { type: "string" },
+    exec: { type: "boolean" },
+    "exec-allow": { type: "string", multiple: true },
+    "exec-env-allow": { type: "string", multiple: true },
+    "exec-max": { type: "string" },
+    "exec-timeout": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, SERVER_USAGE);
@@ -182,7 +238,20 @@ async function serverCommand(args: string[]): Promise<number> {
   const listen = (values.listen ?? ["127.0.0.1:7070"]).map((a) =>
     flag(u, "listen", a, parseAddress)!
   );
-  const token = await loadToken({ tokenFile: values["token-file"] });
+  const execOnly = ["exec-allow", "exec-env-allow", "exec-max", "exec-timeout"] as const;
+  const stray = execOnly.find((name) => values[name] !== undefined);
+  if (!values.exec && stray) throw new UsageError(`--${stray} needs --exec`, u);
+  const services: Service[] = [echoService, new ChatRoom()];
+  if (values.exec) {
+    services.push(execService({
+      allow: list(values["exec-allow"]),
+      envAllow: list(values["exec-env-allow"]) ?? [],
+      maxConcurrent: flag(u, "exec-max", values["exec-max"], count) ?? 64,
+      timeout: flag(u, "exec-timeout", values["exec-timeout"], period) ?? 3_600_000,
+    }));
+  }
+  let token = await loadToken({ tokenFile: values["token-file"] });
+  if (token === undefined && values.exec) token = await generatedToken();
   const onEvent = values.json
     ? (event: ServerEvent) => print(Deno.stdout, formatEventJson(event) + "\n")
     : (event: ServerEvent) => print(Deno.stderr, `sockit: ${formatEvent(event)}\n`);
@@ -190,6 +259,7 @@ async function serverCommand(args: string[]): Promise<number> {
     listen,
     token,
     onEvent,
+    services,
     maxConnections: flag(u, "max-conns", values["max-conns"], count),
     maxUnauthenticated: flag(u, "max-startups", values["max-startups"], count),
     maxFrame: flag(u, "max-frame", values["max-frame"], frameSize),
@@ -219,6 +289,31 @@ async function serverCommand(args: string[]): Promise<number> {
     for (const signal of signals) Deno.removeSignalListener(signal, stop);
   }
   return 0;
+}
+
+/** Splits comma-separated, repeatable flag values; `undefined` when none were given. */
+function list(values: string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+}
+
+/** The token exec falls back to: the default token file, created when missing. */
+async function generatedToken(): Promise<string> {
+  const path = defaultTokenPath();
+  if (path === undefined) {
+    throw new Error(
+      "exec needs a token: give --token-file FILE or SOCKIT_TOKEN, or grant --allow-env=HOME " +
+        "so one can be kept in ~/.config/sockit/token",
+    );
+  }
+  const { token, created } = await ensureToken(path);
+  print(
+    Deno.stderr,
+    created
+      ? `sockit: exec needs a token: generated one in ${path} (mode 600); local clients read ` +
+        `it by default, remote clients need a copy (--token-file FILE)\n`
+      : `sockit: exec: using the token in ${path}\n`,
+  );
+  return token;
 }
 
 async function clientCommand(args: string[]): Promise<number> {
@@ -279,6 +374,130 @@ async function clientCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Exit code for sockit's own failures in `exec`, as ssh uses it. */
+const EXEC_FAILURE = 255;
+
+/** Exit codes for refusals that mean what a shell means by them. */
+const EXEC_REFUSALS: Record<string, number> = { not_executable: 126, not_found: 127 };
+
+async function execCommand(args: string[]): Promise<number> {
+  const split = args.indexOf("--");
+  const { values, positionals } = parse(split === -1 ? args : args.slice(0, split), {
+    timeout: { type: "string" },
+    cwd: { type: "string" },
+    env: { type: "string", multiple: true },
+    "no-stdin": { type: "boolean" },
+    "token-file": { type: "string" },
+    "connect-timeout": { type: "string" },
+    json: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, EXEC_USAGE);
+  if (values.help) {
+    print(Deno.stdout, EXEC_USAGE);
+    return 0;
+  }
+  const u = EXEC_USAGE;
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "missing ADDR" : `put the command after "--": "${positionals[1]}"`,
+      u,
+    );
+  }
+  const argv = split === -1 ? [] : args.slice(split + 1);
+  if (argv.length === 0) throw new UsageError('missing the command after "--"', u);
+  const address = flag(u, "address", positionals[0], parseAddress)!;
+  const env: Record<string, string> = {};
+  for (const pair of values.env ?? []) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new UsageError(`--env: expected NAME=VALUE, got "${pair}"`, u);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const timeout = flag(u, "timeout", values.timeout, period);
+  const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
+  using events = values.json === undefined ? undefined : await Deno.open(values.json, {
+    write: true,
+    create: true,
+    truncate: true,
+  });
+  const emit = (event: Record<string, unknown>) => {
+    if (events) print(events, JSON.stringify(event) + "\n");
+  };
+  const fail = (error: unknown, code: number) => {
+    const remote = error instanceof RemoteError;
+    emit({
+      event: "error",
+      origin: remote ? "remote" : "local",
+      code: remote || error instanceof ProtocolError ? error.code : errorName(error),
+      message: error instanceof Error ? error.message : String(error),
+    });
+    print(Deno.stderr, `sockit: ${describe(error)}\n`);
+    return code;
+  };
+  const token = await loadToken({
+    tokenFile: values["token-file"],
+    defaultFile: defaultTokenPath(),
+  });
+  if (token === undefined) {
+    return fail(
+      new Error(
+        "exec needs the server's token: use --token-file FILE or SOCKIT_TOKEN, or run on the " +
+          "server's machine, where it is read from ~/.config/sockit/token",
+      ),
+      EXEC_FAILURE,
+    );
+  }
+  const pipedStdin = !values["no-stdin"] && !Deno.stdin.isTerminal();
+  let proc;
+  try {
+    proc = await exec(address, argv, {
+      token,
+      env,
+      cwd: values.cwd,
+      timeout,
+      stdin: pipedStdin ? "piped" : "null",
+      connectTimeout,
+      handshakeTimeout: connectTimeout,
+    });
+  } catch (error) {
+    const refusal = error instanceof RemoteError ? EXEC_REFUSALS[error.code] : undefined;
+    return fail(error, refusal ?? EXEC_FAILURE);
+  }
+  emit({ event: "started", argv });
+  let interrupts = 0;
+  const interrupt = () => {
+    interrupts++;
+    if (interrupts > 2) Deno.exit(130);
+    const signal = interrupts === 1 ? "SIGINT" : "SIGKILL";
+    emit({ event: "signal", signal });
+    proc.kill(signal).catch(() => {});
+  };
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGINT", interrupt);
+  try {
+    const status = await pipeExec(proc, {
+      stdout: Deno.stdout,
+      stderr: Deno.stderr,
+      stdin: pipedStdin ? Deno.stdin : undefined,
+    });
+    emit({ event: "exit", ...status });
+    if (status.timedOut) {
+      print(Deno.stderr, `sockit: remote command timed out after ${values.timeout}\n`);
+    } else if (status.signal !== null) {
+      print(Deno.stderr, `sockit: remote command killed by ${status.signal}\n`);
+    }
+    return exitCodeOf(status);
+  } catch (error) {
+    return fail(error, EXEC_FAILURE);
+  } finally {
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGINT", interrupt);
+    proc.close();
+  }
+}
+
+function errorName(error: unknown): string {
+  if (error instanceof ConnectError) return "connect_failed";
+  return error instanceof Error ? error.name : "error";
+}
+
 function envReadable(): boolean {
   return Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV }).state === "granted";
 }
@@ -315,6 +534,19 @@ export async function main(args: string[]): Promise<number> {
         return await serverCommand(rest);
       case "client":
         return await clientCommand(rest);
+      case "exec":
+        try {
+          return await execCommand(rest);
+        } catch (error) {
+          // exec's own failures must not look like a remote exit code.
+          print(
+            Deno.stderr,
+            error instanceof UsageError
+              ? `error: ${error.message}\n\n${error.usage}`
+              : `error: ${describe(error)}\n`,
+          );
+          return EXEC_FAILURE;
+        }
       case "--version":
       case "-V":
         print(Deno.stdout, `sockit ${denoConfig.version}\n`);
@@ -324,7 +556,13 @@ export async function main(args: string[]): Promise<number> {
       case "-h":
         print(
           Deno.stdout,
-          rest[0] === "server" ? SERVER_USAGE : rest[0] === "client" ? CLIENT_USAGE : USAGE,
+          rest[0] === "server"
+            ? SERVER_USAGE
+            : rest[0] === "client"
+            ? CLIENT_USAGE
+            : rest[0] === "exec"
+            ? EXEC_USAGE
+            : USAGE,
         );
         return 0;
       case undefined:

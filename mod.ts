@@ -45,6 +45,7 @@ export * from "./lib/errors.ts";
 export * from "./lib/exec.ts";
 export * from "./lib/exec_protocol.ts";
 export * from "./lib/exec_service.ts";
+export * from "./lib/exec_stdio.ts";
 export * from "./lib/escape.ts";
 export * from "./lib/frame.ts";
 export * from "./lib/frame_io.ts";
