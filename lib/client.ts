@@ -126,11 +126,15 @@ export class ClientSession implements AsyncDisposable {
     this.reader = reader;
     this.writer = writer;
     this.welcome = welcome;
-    if (keepalive && welcome.idleTimeout > 0) {
-      // Ping three times per server idle period; a server that has answered
-      // nothing for a whole period is gone (the client's own deadline).
-      const every = Math.max(50, Math.floor(welcome.idleTimeout / 3));
-      const deadline = Math.max(150, welcome.idleTimeout);
+    // Ping three times per server idle period; a server that has answered
+    // nothing for a whole period is gone (the client's own deadline). A
+    // server that announces a stall timeout ends a session whose writes are
+    // blocked only while the peer is silent too, so ping within that as
+    // well: a client that pauses reading (its own output blocked) stays.
+    const period = Math.min(welcome.idleTimeout || Infinity, welcome.stallTimeout ?? Infinity);
+    if (keepalive && period !== Infinity) {
+      const every = Math.max(50, Math.floor(period / 3));
+      const deadline = welcome.idleTimeout > 0 ? Math.max(150, welcome.idleTimeout) : Infinity;
       let lastRead = performance.now();
       let seen = reader.bytesRead;
       this.#keepalive = setInterval(() => {

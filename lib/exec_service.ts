@@ -289,11 +289,14 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
     }
   };
 
+  // Stdin bytes the client may still send: the window, refilled by CREDIT.
+  let window = STDIN_WINDOW;
   let stdinWriter = request.stdin ? child.stdin.getWriter() : undefined;
   let stdinChain = Promise.resolve();
   const credit = new Uint8Array(5);
   credit[0] = MessageType.Credit;
   const grant = (n: number) => {
+    window += n;
     new DataView(credit.buffer).setUint32(1, n);
     session.writer.frame(credit);
     return session.flush();
@@ -342,7 +345,6 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
   ]);
 
   // Read the client's messages until it closes, in parallel with the command.
-  let window = STDIN_WINDOW;
   let stdinOpen = request.stdin;
   const control = (async () => {
     try {
@@ -378,8 +380,10 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
           if (name === "SIGKILL") group.kill();
           else group.signal(name as Deno.Signal);
         } else if (type === MessageType.Ping) {
+          // Not awaited: while output to a slow client is blocked, this
+          // loop must go on reading, or the client would look silent.
           session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
-          await session.flush();
+          session.flush().catch(() => {});
         } else {
           throw new ProtocolError(
             "bad_message",

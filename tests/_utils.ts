@@ -107,7 +107,8 @@ export async function readUntilClose(conn: Deno.Conn): Promise<RawMessage[]> {
 function decode(payload: Uint8Array): RawMessage {
   const type = payload[0]!;
   const body = payload.slice(1);
-  const raw = type === MessageType.Data || type === MessageType.Ping || type === MessageType.Pong;
+  const raw = type === MessageType.Data || type === MessageType.Ping ||
+    type === MessageType.Pong || type === MessageType.Stream || type === MessageType.Credit;
   return raw ? { type, body } : { type, body, json: decodeControl(payload) };
 }
 
