@@ -20,12 +20,28 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { decodeControl, escapeControl, FrameDecoderStream, MessageType } from "../mod.ts";
+import {
+  createToken,
+  decodeControl,
+  escapeControl,
+  FrameDecoderStream,
+  MessageType,
+} from "../mod.ts";
 
 /** The repository root, where `cli.ts` and `deno.json` live. */
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** How every child starts: the CLI with loopback-only network access. */
-const SOCKIT = ["run", "--allow-net=127.0.0.1", "cli.ts"];
+/** How every client starts: the CLI with loopback-only network access and the token. */
+const SOCKIT = ["run", "--allow-net=127.0.0.1", "--allow-env=SOCKIT_TOKEN", "cli.ts"];
+/** How the server starts: it may also run the two programs exec allows. */
+const SERVER = [
+  "run",
+  "--allow-net=127.0.0.1",
+  "--allow-env=SOCKIT_TOKEN,PATH,LANG,HOME",
+  "--allow-run=printf,sh",
+  "cli.ts",
+];
+/** A fresh token for this run, handed to every child in `SOCKIT_TOKEN`. */
+const TOKEN = createToken();
 /** Limit on any one wait: a line of output, an exit, a server event. */
 const WAIT_MS = 5_000;
 /** Limit on a whole step. */
@@ -144,11 +160,11 @@ class Child implements AsyncDisposable {
   #exited = false;
   #disposed: Promise<void> | undefined;
 
-  constructor(args: string[]) {
+  constructor(args: string[], command: readonly string[] = SOCKIT) {
     this.#process = new Deno.Command(Deno.execPath(), {
-      args: [...SOCKIT, ...args],
+      args: [...command, ...args],
       cwd: ROOT,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", SOCKIT_TOKEN: TOKEN },
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -226,7 +242,7 @@ async function runToEnd(
   const child = new Deno.Command(Deno.execPath(), {
     args: [...SOCKIT, ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", SOCKIT_TOKEN: TOKEN },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -274,7 +290,10 @@ class DemoServer implements AsyncDisposable {
 
   /** Starts the server on a free port and reads the address from its `listening` event. */
   static async start(signal: AbortSignal): Promise<DemoServer> {
-    const child = new Child(["server", "--listen", "127.0.0.1:0", "--json"]);
+    const child = new Child(
+      ["server", "--listen", "127.0.0.1:0", "--json", "--exec", "--exec-allow", "printf,sh"],
+      SERVER,
+    );
     try {
       const event = await DemoServer.#event(
         child,
@@ -517,8 +536,52 @@ const rawStep: Step = {
   },
 };
 
+const execStep: Step = {
+  title: "Exec: argv exactly as typed, stdout and stderr apart, the real exit code",
+  async run(demo) {
+    shell(`sockit exec $ADDR -- printf '<%s>\\n' 'a b' "c'd" '$HOME'`);
+    const argv = await demo.run(
+      ["exec", demo.address, "--", "printf", "<%s>\\n", "a b", "c'd", "$HOME"],
+      "",
+    );
+    for (const line of decoder.decode(argv.stdout).split("\n").slice(0, -1)) say(`| ${line}`);
+    checkClean(argv, "exec printf");
+    checkEqual(decoder.decode(argv.stdout), "<a b>\n<c'd>\n<$HOME>\n", "exec printf's output");
+    say("ok: no remote shell re-parsed the arguments (ssh would have split 'a b')");
+
+    shell(`sockit exec $ADDR -- sh -c 'echo out; echo err >&2; exit 3'`);
+    const split = await demo.run(
+      ["exec", demo.address, "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+      "",
+    );
+    say(`stdout: ${quote(decoder.decode(split.stdout))}, stderr: ${quote(split.stderr)}`);
+    say(`exit code: ${split.code}`);
+    checkEqual(
+      [decoder.decode(split.stdout), split.stderr, split.code],
+      ["out\n", "err\n", 3],
+      "exec sh's stdout, stderr and exit code",
+    );
+    say("ok: stderr stayed stderr and the exit code is the remote one (ncat and socat say 0)");
+
+    shell("sockit exec $ADDR -- touch sockit-demo-marker");
+    const refused = await demo.run(["exec", demo.address, "--", "touch", "sockit-demo-marker"], "");
+    say(`stderr: ${refused.stderr.trim()}`);
+    say(`exit code: ${refused.code}`);
+    checkEqual(refused.code, 255, "the refused exec's exit code");
+    check(
+      refused.stderr.includes("not_allowed"),
+      `the refused exec's stderr: expected not_allowed, got ${quote(refused.stderr)}`,
+    );
+    say("ok: touch is not on the allowlist, so nothing ran; 255 means sockit said no");
+    const conns = await demo.serverLog(3);
+    const actual = conns.map((c) => [c.service, c.session, c.reason]);
+    const expected = [["exec", true, "eof"], ["exec", true, "eof"], ["exec", true, "not_allowed"]];
+    checkEqual(actual, expected, "the server's log of the exec connections");
+  },
+};
+
 /** The demo's steps, in order. Each starts where the previous one left the server. */
-const STEPS: readonly Step[] = [echoStep, chatStep, rawStep];
+const STEPS: readonly Step[] = [echoStep, chatStep, rawStep, execStep];
 
 async function main(): Promise<number> {
   // Ctrl-C or SIGTERM aborts the step under way; the finally blocks then
@@ -532,9 +595,11 @@ async function main(): Promise<number> {
   try {
     console.log("sockit demo: a real server and real clients, each a child process");
     console.log(`("sockit" below is: deno ${SOCKIT.join(" ")})`);
+    console.log(`(the server runs as: deno ${SERVER.join(" ")})`);
     console.log();
     console.log("== Start a server ==");
-    shell("sockit server --listen 127.0.0.1:0 --json");
+    say("every child gets a fresh token in SOCKIT_TOKEN; exec never runs without one");
+    shell("sockit server --listen 127.0.0.1:0 --json --exec --exec-allow printf,sh");
     server = await DemoServer.start(interrupt.signal);
     say(`server: listening on ${server.address} (a free port; $ADDR below)`);
     for (const [i, step] of STEPS.entries()) {
