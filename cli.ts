@@ -377,6 +377,9 @@ async function clientCommand(args: string[]): Promise<number> {
 /** Exit code for sockit's own failures in `exec`, as ssh uses it. */
 const EXEC_FAILURE = 255;
 
+/** Exit code of a program ended by SIGPIPE: 128 + 13. */
+const EXIT_SIGPIPE = 141;
+
 /** Exit codes for refusals that mean what a shell means by them. */
 const EXEC_REFUSALS: Record<string, number> = { not_executable: 126, not_found: 127 };
 
@@ -486,6 +489,9 @@ async function execCommand(args: string[]): Promise<number> {
     }
     return exitCodeOf(status);
   } catch (error) {
+    // Whoever read our output stopped (`| head`): end quietly, as a program
+    // killed by SIGPIPE would, and the remote command ends with the session.
+    if (error instanceof Deno.errors.BrokenPipe) return EXIT_SIGPIPE;
     return fail(error, EXEC_FAILURE);
   } finally {
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGINT", interrupt);
