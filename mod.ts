@@ -60,3 +60,4 @@ export * from "./lib/service.ts";
 export * from "./lib/session.ts";
 export * from "./lib/token.ts";
 export * from "./lib/units.ts";
+export * from "./lib/upload_name.ts";
