@@ -61,3 +61,4 @@ export * from "./lib/session.ts";
 export * from "./lib/token.ts";
 export * from "./lib/units.ts";
 export * from "./lib/upload_name.ts";
+export * from "./lib/upload_store.ts";

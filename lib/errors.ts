@@ -30,6 +30,12 @@ export type ErrorCode =
   | "not_found"
   | "not_executable"
   | "exec_failed"
+  | "too_large"
+  | "exists"
+  | "disk_full"
+  | "size_mismatch"
+  | "hash_mismatch"
+  | "io_error"
   | "internal";
 
 /** Every {@linkcode ErrorCode}, in the order `docs/protocol.md` lists them. */
@@ -55,6 +61,12 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "not_found",
   "not_executable",
   "exec_failed",
+  "too_large",
+  "exists",
+  "disk_full",
+  "size_mismatch",
+  "hash_mismatch",
+  "io_error",
   "internal",
 ];
 
