@@ -252,6 +252,7 @@ async function serverCommand(args: string[]): Promise<number> {
   }
   let token = await loadToken({ tokenFile: values["token-file"] });
   if (token === undefined && values.exec) token = await generatedToken();
+  if (values.exec) warnRunPermission(list(values["exec-allow"]));
   const onEvent = values.json
     ? (event: ServerEvent) => print(Deno.stdout, formatEventJson(event) + "\n")
     : (event: ServerEvent) => print(Deno.stderr, `sockit: ${formatEvent(event)}\n`);
@@ -294,6 +295,28 @@ async function serverCommand(args: string[]): Promise<number> {
 /** Splits comma-separated, repeatable flag values; `undefined` when none were given. */
 function list(values: string[] | undefined): string[] | undefined {
   return values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+}
+
+/** Says at start-up when Deno's --allow-run will refuse what exec would allow. */
+function warnRunPermission(allow: string[] | undefined): void {
+  if (allow === undefined) {
+    if (Deno.permissions.querySync({ name: "run" }).state === "granted") return;
+    print(
+      Deno.stderr,
+      "sockit: warning: exec: --allow-run does not grant every program; commands it does " +
+        "not grant are refused as not_allowed\n",
+    );
+    return;
+  }
+  const denied = allow.filter((command) =>
+    Deno.permissions.querySync({ name: "run", command }).state !== "granted"
+  );
+  if (denied.length === 0) return;
+  print(
+    Deno.stderr,
+    `sockit: warning: exec: --allow-run does not grant ${denied.join(", ")}; ` +
+      `running ${denied.length === 1 ? "it" : "them"} is refused as not_allowed\n`,
+  );
 }
 
 /** The token exec falls back to: the default token file, created when missing. */

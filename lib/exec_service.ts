@@ -229,6 +229,15 @@ function spawn(request: ExecRequest, env: Record<string, string>): Deno.ChildPro
     }).spawn();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
+      // Without read permission on the server, a missing working directory
+      // was not caught by checkCwd and shows up here too.
+      if (request.cwd !== undefined) {
+        throw new ProtocolError(
+          "not_found",
+          `Cannot run "${program}" in "${request.cwd}": no such program or directory`,
+          { program, cwd: request.cwd },
+        );
+      }
       throw new ProtocolError("not_found", `Cannot run "${program}": no such program`, {
         program,
       });
@@ -258,6 +267,9 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
   const child = spawn(request, options.env);
   const started = performance.now();
   const group = new ProcessGroup(child.pid, options.killGrace);
+  // On server shutdown the command gets SIGTERM at once and SIGKILL after
+  // the kill grace, like `docker stop`; its exit is still reported.
+  session.onStop(() => group.terminate());
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -427,6 +439,7 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
   } finally {
     clearTimeout(timer);
     group.close();
+    session.onStop(undefined);
   }
   // The client closes once it has the exit event; a client that went away
   // or broke the protocol ends the session here.

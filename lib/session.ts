@@ -166,6 +166,7 @@ export class Session {
   readonly #lingerTime: number;
   #reading = false;
   #stopping = false;
+  #onStop: (() => void) | undefined;
   #abortError: ProtocolError | undefined;
   #closing: Promise<void> | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -250,7 +251,7 @@ export class Session {
 
   #checkOpen(): void {
     if (this.#abortError) throw this.#abortError;
-    if (this.#stopping && !this.reader.hasFrame) {
+    if (this.#stopping && !this.#onStop && !this.reader.hasFrame) {
       throw new ProtocolError("shutting_down", "Cannot continue session: server is shutting down");
     }
   }
@@ -272,11 +273,31 @@ export class Session {
   }
 
   /**
+   * Lets a service that runs long work (a command, say) handle a stop
+   * request itself instead of being told to shut down between frames: while
+   * a handler is set, {@linkcode Session.stop} calls it and reads go on.
+   * Pass `undefined` to go back to the default.
+   *
+   * @param handler called once when the server asks the session to stop
+   */
+  onStop(handler: (() => void) | undefined): void {
+    this.#onStop = handler;
+    if (handler && this.#stopping) handler();
+  }
+
+  /**
    * Asks the session to stop: an idle session is told at once that the
-   * server is shutting down; a busy one finishes the frames it holds first.
+   * server is shutting down; a busy one finishes the frames it holds first;
+   * a service that set {@linkcode Session.onStop} is left to end its work.
    */
   stop(): void {
+    if (this.#stopping) return;
     this.#stopping = true;
+    if (this.#onStop) {
+      // The service does long-running work and ends it its own way.
+      this.#onStop();
+      return;
+    }
     if (this.#reading && this.reader.buffered === 0) {
       this.abort(
         new ProtocolError("shutting_down", "Cannot continue session: server is shutting down"),

@@ -271,22 +271,44 @@ Deno.test({
 });
 
 Deno.test({
-  name: "server shutdown ends running commands and tells the client",
+  name: "server shutdown sends SIGTERM to running commands and still reports their exit",
   ignore: !unix,
-  async fn() {
-    const s = await execServer();
-    await using proc = await exec(s.address, ["sh", "-c", "sleep 60 & echo $!; wait"], {
-      token: TOKEN,
+  async fn(t) {
+    await t.step("a command that ends on SIGTERM", async () => {
+      const s = await execServer();
+      await using proc = await exec(s.address, ["sh", "-c", "sleep 60 & echo $!; wait"], {
+        token: TOKEN,
+      });
+      const reader = proc.stdout.getReader();
+      const grandchild = Number(decoder.decode((await reader.read()).value).trim());
+      reader.releaseLock();
+      const stopped = s.server.shutdown();
+      const status = await proc.status;
+      deepEqual([status.code, status.signal, status.timedOut], [143, "SIGTERM", false]);
+      await stopped;
+      ok(await waitGone(grandchild), `grandchild ${grandchild} still runs`);
+      await proc.stdout.cancel();
+      await proc.stderr.cancel();
     });
-    const reader = proc.stdout.getReader();
-    const grandchild = Number(decoder.decode((await reader.read()).value).trim());
-    reader.releaseLock();
-    const stopped = s.server.shutdown();
-    await rejects(proc.status, (e) => e instanceof RemoteError && e.code === "shutting_down");
-    await stopped;
-    ok(await waitGone(grandchild), `grandchild ${grandchild} still runs`);
-    await proc.stdout.cancel().catch(() => {});
-    await proc.stderr.cancel().catch(() => {});
+    await t.step("a command that cleans up on SIGTERM", async () => {
+      const s = await execServer();
+      await using proc = await exec(s.address, [
+        "sh",
+        "-c",
+        'trap "echo cleaned up; exit 0" TERM; echo ready; while :; do sleep 0.05; done',
+      ], { token: TOKEN });
+      const reader = proc.stdout.getReader();
+      deepEqual(decoder.decode((await reader.read()).value), "ready\n");
+      const stopped = s.server.shutdown();
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        rest += decoder.decode(r.value);
+      }
+      await proc.stderr.cancel();
+      deepEqual(rest, "cleaned up\n");
+      deepEqual((await proc.status).code, 0);
+      await stopped;
+    });
   },
 });
 

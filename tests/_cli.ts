@@ -1,0 +1,247 @@
+/**
+ * Shared fixtures for the command-line tests: the real `sockit` CLI run as
+ * a child process through `deno run`, with exactly the permission flags a
+ * test gives it, and every wait on it bounded.
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** The path of `cli.ts`, as `deno run` takes it. */
+export const CLI: string = fileURLToPath(new URL("../cli.ts", import.meta.url));
+
+/** The permission flags of a loopback client or server. */
+export const NET: readonly string[] = ["--allow-net=127.0.0.1"];
+
+/** How a CLI child process ended and everything it printed. */
+export interface Result {
+  /** The exit code (128 + N after death by signal N). */
+  code: number;
+  /** Its stdout, decoded as UTF-8. */
+  stdout: string;
+  /** Its stderr, decoded as UTF-8. */
+  stderr: string;
+}
+
+/** Options for {@linkcode spawnCli}, {@linkcode sockit} and {@linkcode startCli}. */
+export interface CliOptions {
+  /** Variables to set for the child, on top of its base environment. @default {{}} */
+  env?: Record<string, string>;
+  /**
+   * Start the child from an empty environment plus `PATH`, `DENO_DIR` (so
+   * it shares this process's module cache whatever its `HOME`) and
+   * `NO_COLOR`, instead of inheriting this process's environment. Use it
+   * when a variable of the test runner's (`SOCKIT_TOKEN`, `XDG_CONFIG_HOME`)
+   * would change what is tested. @default {false}
+   */
+  clearEnv?: boolean;
+  /**
+   * Milliseconds after which the child is killed with SIGKILL, so a hung
+   * child fails the test instead of hanging it. @default {undefined} (none)
+   */
+  timeout?: number;
+}
+
+/** Options for {@linkcode spawnCli}. */
+export interface SpawnCliOptions extends CliOptions {
+  /** The child's stdin. @default {"null"} */
+  stdin?: "piped" | "null";
+}
+
+/** A CLI child process started by {@linkcode spawnCli}. */
+export interface CliProcess {
+  /** The process; its stdout and stderr are piped. */
+  child: Deno.ChildProcess;
+  /** Whether the `timeout` of {@linkcode CliOptions} passed and the child was killed. */
+  readonly timedOut: boolean;
+}
+
+let denoDir: Promise<string> | undefined;
+
+/** The module cache directory of this Deno, as `deno info` reports it. */
+function cacheDir(): Promise<string> {
+  return denoDir ??= (async () => {
+    const fromEnv = Deno.env.get("DENO_DIR");
+    if (fromEnv) return fromEnv;
+    const { stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json"],
+      env: { NO_COLOR: "1" },
+      stderr: "null",
+    }).output();
+    return JSON.parse(new TextDecoder().decode(stdout)).denoDir;
+  })();
+}
+
+/**
+ * Sends `signal` to `child` unless it has already exited.
+ *
+ * @param child the process
+ * @param signal the signal
+ */
+export function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error; // already exited
+  }
+}
+
+/**
+ * Starts `deno run PERMISSIONS cli.ts ARGS` with stdout and stderr piped.
+ *
+ * @param permissions the exact permission flags, such as `["--allow-net=127.0.0.1"]`
+ * @param args the CLI arguments
+ * @param options environment, stdin and time limit
+ * @returns the running process
+ */
+export async function spawnCli(
+  permissions: readonly string[],
+  args: readonly string[],
+  options: SpawnCliOptions = {},
+): Promise<CliProcess> {
+  const base: Record<string, string> = options.clearEnv
+    ? { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR: await cacheDir() }
+    : {};
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, CLI, ...args],
+    stdin: options.stdin ?? "null",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: options.clearEnv ?? false,
+    env: { ...base, NO_COLOR: "1", ...options.env },
+  }).spawn();
+  let timedOut = false;
+  if (options.timeout !== undefined) {
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill(child, "SIGKILL");
+    }, options.timeout);
+    child.status.finally(() => clearTimeout(timer));
+  }
+  return {
+    child,
+    get timedOut() {
+      return timedOut;
+    },
+  };
+}
+
+/** Options for {@linkcode sockit}. */
+export interface SockitOptions extends CliOptions {
+  /** Bytes to write to the child's stdin before closing it. @default {""} */
+  stdin?: string | Uint8Array;
+}
+
+/**
+ * Runs the real CLI with exactly the given permission flags, feeds it
+ * `stdin` and waits for it to exit (30 s at most by default).
+ *
+ * @param permissions the exact permission flags
+ * @param args the CLI arguments
+ * @param options stdin, environment and time limit
+ * @returns the exit code, stdout and stderr; a child killed for taking too
+ *   long has a note at the end of its stderr
+ */
+export async function sockit(
+  permissions: readonly string[],
+  args: readonly string[],
+  options: SockitOptions = {},
+): Promise<Result> {
+  const { stdin, ...rest } = options;
+  const proc = await spawnCli(permissions, args, { timeout: 30_000, ...rest, stdin: "piped" });
+  const writer = proc.child.stdin.getWriter();
+  try {
+    if (stdin) {
+      await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
+    }
+    await writer.close();
+  } catch (error) {
+    // The child may stop reading stdin before the end (that can be the test).
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+  const { code, stdout, stderr } = await proc.child.output();
+  const note = proc.timedOut ? `\n(test: killed after ${rest.timeout ?? 30_000} ms)\n` : "";
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr) + note,
+  };
+}
+
+/** A `sockit server --json` child process with its listening address. */
+export interface ServerProcess extends AsyncDisposable {
+  /** The address from the server's `listening` event, such as `127.0.0.1:40123`. */
+  address: string;
+  /** The server process. */
+  child: Deno.ChildProcess;
+  /**
+   * Sends SIGTERM (SIGKILL 10 s later if it is still running) and returns
+   * the exit code and everything printed. Later calls return the same.
+   */
+  stop(): Promise<Result>;
+}
+
+/** Options for {@linkcode startCli}. */
+export interface StartCliOptions extends Omit<CliOptions, "timeout"> {
+  /** Milliseconds to wait for the `listening` event. @default {10000} */
+  startTimeout?: number;
+}
+
+/**
+ * Starts `sockit server --json ARGS` and waits (bounded) until it prints
+ * its `listening` event.
+ *
+ * @param permissions the exact permission flags
+ * @param args the server arguments after `server --json`
+ * @param options environment and start-up limit
+ * @returns the running server; dispose of it to stop it
+ * @throws {Error} when the server exits or stays silent instead of listening
+ */
+export async function startCli(
+  permissions: readonly string[],
+  args: readonly string[],
+  options: StartCliOptions = {},
+): Promise<ServerProcess> {
+  const { startTimeout = 10_000, ...rest } = options;
+  const { child } = await spawnCli(permissions, ["server", "--json", ...args], rest);
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  const slow = setTimeout(() => kill(child, "SIGKILL"), startTimeout);
+  let seen = "";
+  let address: string | undefined;
+  try {
+    while (address === undefined) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      seen += value;
+      // Only complete lines: a chunk may end inside one.
+      const event = seen.split("\n").slice(0, -1).filter(Boolean).map((l) => JSON.parse(l))
+        .find((e) => e.type === "listening");
+      address = event?.address;
+    }
+  } finally {
+    clearTimeout(slow);
+  }
+  const output = (async () => {
+    for (let r = await lines.read(); !r.done; r = await lines.read()) seen += r.value;
+    return seen;
+  })();
+  const stop = async (): Promise<Result> => {
+    kill(child, "SIGTERM");
+    const stuck = setTimeout(() => kill(child, "SIGKILL"), 10_000);
+    const { code } = await child.status.finally(() => clearTimeout(stuck));
+    return { code, stdout: await output, stderr: await stderr };
+  };
+  if (address === undefined) {
+    const result = await stop();
+    throw new Error(`server did not start (exit ${result.code}): ${result.stderr}`);
+  }
+  let stopped: Promise<Result> | undefined;
+  return {
+    address,
+    child,
+    stop: () => stopped ??= stop(),
+    [Symbol.asyncDispose]: async () => {
+      await (stopped ??= stop());
+    },
+  };
+}
