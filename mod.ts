@@ -60,5 +60,8 @@ export * from "./lib/service.ts";
 export * from "./lib/session.ts";
 export * from "./lib/token.ts";
 export * from "./lib/units.ts";
+export * from "./lib/upload.ts";
 export * from "./lib/upload_name.ts";
+export * from "./lib/upload_protocol.ts";
+export * from "./lib/upload_service.ts";
 export * from "./lib/upload_store.ts";

@@ -47,6 +47,12 @@ export const MessageType = {
   Credit: 0x0b,
   /** Client's request to signal the remote command (JSON). */
   Signal: 0x0c,
+  /** Client's announcement of an upload entry, a file or a directory (JSON). */
+  File: 0x0d,
+  /** Client's end of a file's bytes, with its SHA-256 (JSON). */
+  End: 0x0e,
+  /** Client's choice of where a resumed file's bytes start (JSON). */
+  Start: 0x0f,
 } as const;
 
 /** One of the values of {@linkcode MessageType}. */

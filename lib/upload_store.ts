@@ -292,9 +292,36 @@ export class UploadStore {
     return dir;
   }
 
-  /** Makes the parents of `parts` (checked, one level at a time) and returns the last. */
+  /**
+   * Makes the parents of `parts` (checked, one level at a time) and returns
+   * the innermost.
+   *
+   * @param parts a validated name
+   * @returns the path of its parent directory
+   * @throws {ProtocolError} `bad_name` when a link or a file is in the way
+   */
   makeParents(parts: string[]): Promise<string> {
     return this.#checkParents(parts, true);
+  }
+
+  /**
+   * Makes the directory `parts` (and its parents), or accepts it when it
+   * exists, and applies `attributes`.
+   *
+   * @param parts a validated name
+   * @param attributes mode and mtime to apply
+   * @throws {ProtocolError} `bad_name` when a link or a file is in the way
+   */
+  async makeDir(parts: string[], attributes: FileAttributes = {}): Promise<void> {
+    // With an empty last part, every part of the name is checked as a directory.
+    const path = await this.#checkParents([...parts, ""], true);
+    if (attributes.mode !== undefined && Deno.build.os !== "windows") {
+      await Deno.chmod(path, attributes.mode & 0o777);
+    }
+    if (attributes.mtime !== undefined) {
+      const time = new Date(attributes.mtime);
+      await Deno.utime(path, time, time);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 
 import {
   type Address,
+  computeProof,
   decodeControl,
   encodeControl,
   encodeFrame,
@@ -136,4 +137,37 @@ export async function waitFor(check: () => boolean, ms = 5000): Promise<boolean>
     await delay(10);
   }
   return true;
+}
+
+/**
+ * Opens a session by hand, proving `token`, and returns the connection and
+ * a reader positioned after WELCOME.
+ */
+export async function rawSession(
+  address: string,
+  service: string,
+  token: string,
+): Promise<{ conn: Deno.TcpConn; reader: FrameReader }> {
+  const conn = await rawConnect(address);
+  const reader = new FrameReader(conn, { maxFrameLength: 1 << 24 });
+  const clientNonce = new Uint8Array(32).fill(9);
+  await send(
+    conn,
+    encodeFrame(encodeControl(MessageType.Hello, {
+      protocol: "sockit",
+      versions: [1],
+      service,
+      nonce: clientNonce.toBase64(),
+    })),
+  );
+  const challenge = await readMessage(reader);
+  const serverNonce = Uint8Array.fromBase64(challenge!.json!.nonce as string);
+  const proof = computeProof(token, "client", service, serverNonce, clientNonce);
+  await send(conn, encodeFrame(encodeControl(MessageType.Auth, { proof: proof.toBase64() })));
+  const welcome = await readMessage(reader);
+  if (welcome?.type !== MessageType.Welcome) {
+    conn.close();
+    throw new Error(`expected WELCOME, got ${JSON.stringify(welcome)}`);
+  }
+  return { conn, reader };
 }

@@ -1,13 +1,11 @@
 import { deepEqual, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
-  computeProof,
   encodeControl,
   encodeFrame,
   exec,
   execService,
   type ExecServiceOptions,
-  FrameReader,
   MessageType,
   RemoteError,
   type RemoteProcess,
@@ -17,7 +15,7 @@ import {
 import {
   delay,
   errorOf,
-  rawConnect,
+  rawSession,
   readMessage,
   readUntilClose,
   send,
@@ -404,28 +402,6 @@ Deno.test("50 commands at once each get their own output", async () => {
   });
 });
 
-/** Opens an authenticated exec session by hand and returns its reader. */
-async function rawExecSession(address: string) {
-  const conn = await rawConnect(address);
-  const reader = new FrameReader(conn, { maxFrameLength: 1 << 24 });
-  const clientNonce = new Uint8Array(32).fill(9);
-  await send(
-    conn,
-    encodeFrame(encodeControl(MessageType.Hello, {
-      protocol: "sockit",
-      versions: [1],
-      service: "exec",
-      nonce: clientNonce.toBase64(),
-    })),
-  );
-  const challenge = await readMessage(reader);
-  const serverNonce = Uint8Array.fromBase64(challenge!.json!.nonce as string);
-  const proof = computeProof(TOKEN, "client", "exec", serverNonce, clientNonce);
-  await send(conn, encodeFrame(encodeControl(MessageType.Auth, { proof: proof.toBase64() })));
-  deepEqual((await readMessage(reader))?.type, MessageType.Welcome);
-  return { conn, reader };
-}
-
 Deno.test("malformed exec requests get an error, and the server serves on", async (t) => {
   await using s = await execServer();
   const cases: [string, Uint8Array, string][] = [
@@ -446,7 +422,7 @@ Deno.test("malformed exec requests get an error, and the server serves on", asyn
   ];
   for (const [name, payload, code] of cases) {
     await t.step(name, async () => {
-      const { conn, reader } = await rawExecSession(s.address);
+      const { conn, reader } = await rawSession(s.address, "exec", TOKEN);
       await send(conn, encodeFrame(payload));
       const messages = await readUntilClose(conn);
       void reader;
@@ -455,14 +431,14 @@ Deno.test("malformed exec requests get an error, and the server serves on", asyn
     });
   }
   await t.step("an oversize frame", async () => {
-    const { conn } = await rawExecSession(s.address);
+    const { conn } = await rawSession(s.address, "exec", TOKEN);
     const header = new Uint8Array([0x7f, 0, 0, 0]);
     await send(conn, header);
     deepEqual(errorOf(await readUntilClose(conn))?.code, "frame_too_large");
     conn.close();
   });
   await t.step("stdin beyond the granted window", async () => {
-    const { conn, reader } = await rawExecSession(s.address);
+    const { conn, reader } = await rawSession(s.address, "exec", TOKEN);
     await send(
       conn,
       encodeFrame(encodeControl(MessageType.Exec, { argv: ["sleep", "30"], stdin: true })),

@@ -1,0 +1,224 @@
+/**
+ * The `upload` service: receives files and directories into an
+ * {@linkcode UploadStore}, one entry at a time, each verified before it
+ * becomes visible.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { decodeControl, encodeControl, MessageType } from "./protocol.ts";
+import type { Service } from "./service.ts";
+import type { Session } from "./session.ts";
+import { typeByte } from "./session.ts";
+import { parseRemoteName } from "./upload_name.ts";
+import { parseSha256, parseUploadEntry, type UploadEntry } from "./upload_protocol.ts";
+import type { PartialUpload, UploadStore } from "./upload_store.ts";
+
+/**
+ * Codes that fail one entry and let the session go on; any other error
+ * ends the session.
+ */
+const ENTRY_FAILURES = new Set([
+  "bad_name",
+  "exists",
+  "busy",
+  "too_large",
+  "disk_full",
+  "size_mismatch",
+  "hash_mismatch",
+  "io_error",
+]);
+
+/** The entry being received. */
+interface Current {
+  entry: UploadEntry;
+  partial?: PartialUpload | undefined;
+  /** False while a resumed file waits for START. */
+  started: boolean;
+  /** Set once the entry has failed: its remaining bytes are discarded. */
+  failed: boolean;
+}
+
+function bad(message: string, details: Record<string, number> = {}): ProtocolError {
+  return new ProtocolError("bad_message", `Cannot serve upload: ${message}`, details);
+}
+
+/** Turns a file-system error into an entry failure the client can act on. */
+function ioFailure(name: string, error: unknown): ProtocolError {
+  const text = error instanceof Error ? error.message : String(error);
+  const full = /no space left|disk quota/i.test(text);
+  return new ProtocolError(
+    full ? "disk_full" : "io_error",
+    `Cannot store "${name}": ${full ? "the disk is full" : text}`,
+    {},
+    { cause: error },
+  );
+}
+
+/**
+ * Creates the `upload` service, which stores what clients send in `store`.
+ *
+ * Per entry the client sends FILE, then (for a file) its bytes as DATA and
+ * END with the SHA-256; the server answers each entry with exactly one
+ * `committed` or `failed` event, in order. A failed entry (a bad name, an
+ * existing file, a wrong hash, a full disk…) does not end the session:
+ * its remaining bytes are read and dropped, and the next entry is served.
+ * Only protocol violations end the session.
+ *
+ * @param store the upload directory
+ * @returns the service; it runs only for sessions that proved the token
+ *
+ * @example Offer uploads into a directory
+ * ```ts ignore
+ * import { serve, UploadStore, uploadService } from "@sockit/sockit";
+ *
+ * const store = await UploadStore.open("/srv/uploads");
+ * await using server = await serve({ token, services: [uploadService(store)] });
+ * ```
+ */
+export function uploadService(store: UploadStore): Service {
+  return {
+    name: "upload",
+    requiresToken: true,
+    async handle(session, welcome) {
+      if (!session.authenticated) {
+        throw new ProtocolError("auth_required", "Cannot accept uploads: upload requires a token");
+      }
+      await welcome();
+      let current: Current | undefined;
+      try {
+        for (;;) {
+          const payload = await session.read();
+          if (payload === null) {
+            // Closing between entries is the normal end; inside one, the
+            // partial file stays for a resume.
+            return;
+          }
+          const type = payload[0];
+          if (type === MessageType.Data) {
+            if (!current || current.entry.type !== "file" || !current.started) {
+              throw bad("DATA outside a file's bytes");
+            }
+            if (!current.failed) {
+              try {
+                current.partial!.write(payload.subarray(1));
+              } catch (error) {
+                fail(session, current, error);
+              }
+            }
+          } else if (type === MessageType.File) {
+            if (current) throw bad("FILE before the previous file's END");
+            current = await begin(session, store, parseUploadEntry(decodeControl(payload)));
+          } else if (type === MessageType.Start) {
+            if (!current || !current.entry.resume || current.started) {
+              throw bad("START without a resumed FILE waiting for it");
+            }
+            const { offset } = decodeControl(payload);
+            const held = current.partial?.held ?? 0;
+            if (offset !== 0 && offset !== held) {
+              throw bad(`START offset must be 0 or ${held}`, { held });
+            }
+            current.started = true;
+            if (offset === 0 && held > 0 && !current.failed) await current.partial!.restart();
+          } else if (type === MessageType.End) {
+            if (!current || current.entry.type !== "file" || !current.started) {
+              throw bad("END without a file");
+            }
+            const body = decodeControl(payload);
+            const entry = current;
+            const sha256 = entry.failed ? "" : parseSha256(body.sha256, "sha256");
+            current = undefined;
+            if (!entry.failed) await finish(session, entry, sha256);
+          } else if (type === MessageType.Ping) {
+            session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
+          } else {
+            throw bad(`unexpected message type ${type ?? "(empty frame)"}`, { type: type ?? -1 });
+          }
+          // Answer what arrived together in one write, before reading on.
+          if (!session.reader.hasFrame) await session.flush();
+        }
+      } finally {
+        current?.partial?.close();
+      }
+    },
+  };
+}
+
+async function begin(
+  session: Session,
+  store: UploadStore,
+  entry: UploadEntry,
+): Promise<Current | undefined> {
+  const current: Current = { entry, started: !entry.resume, failed: false };
+  try {
+    const parts = parseRemoteName(entry.name);
+    if (entry.type === "dir") {
+      await store.makeDir(parts, entry);
+      reply(session, { kind: "committed", name: entry.name, type: "dir" });
+      return undefined;
+    }
+    current.partial = await store.begin(parts, entry.size, entry);
+    if (entry.resume) {
+      const { held, prefixHash } = current.partial;
+      reply(session, {
+        kind: "ready",
+        name: entry.name,
+        offset: held,
+        ...(prefixHash ? { prefixSha256: prefixHash } : {}),
+      });
+    }
+  } catch (error) {
+    fail(session, current, error);
+    // A directory has no bytes to skip: it is over.
+    if (entry.type === "dir") return undefined;
+  }
+  return current;
+}
+
+async function finish(session: Session, current: Current, sha256: string): Promise<void> {
+  const { entry } = current;
+  try {
+    const digest = await current.partial!.commit(sha256, entry);
+    reply(session, {
+      kind: "committed",
+      name: entry.name,
+      type: "file",
+      size: entry.size,
+      sha256: digest,
+    });
+  } catch (error) {
+    fail(session, current, error);
+  }
+}
+
+/** Fails the entry and tells the client, or rethrows what must end the session. */
+function fail(session: Session, current: Current, error: unknown): void {
+  // File-system errors (a full disk, a read-only file system, a permission
+  // problem) fail the entry; programming errors end the session.
+  const programming = error instanceof TypeError || error instanceof RangeError ||
+    error instanceof ReferenceError || error instanceof SyntaxError;
+  const told = error instanceof ProtocolError
+    ? error
+    : error instanceof Error && !programming
+    ? ioFailure(current.entry.name, error)
+    : undefined;
+  if (!told || !ENTRY_FAILURES.has(told.code)) throw error;
+  current.failed = true;
+  current.partial?.close();
+  current.partial = undefined;
+  reply(session, {
+    kind: "failed",
+    name: current.entry.name,
+    code: told.code,
+    message: told.message,
+    ...told.details,
+  });
+  // A file entry always ends with END; after a failure the client sends it
+  // without START or (more) DATA.
+  current.started = true;
+}
+
+function reply(session: Session, body: Record<string, unknown>): void {
+  session.writer.frame(encodeControl(MessageType.Event, body));
+}
