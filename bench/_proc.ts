@@ -48,6 +48,8 @@ export interface SpawnOptions {
   command: string;
   /** Its arguments. */
   args: string[];
+  /** Variables to add to the inherited environment. @default {{}} */
+  env?: Record<string, string>;
 }
 
 /**
@@ -88,6 +90,7 @@ export class Proc implements AsyncDisposable {
     const child = new Deno.Command(options.command, {
       args: options.args,
       cwd: ROOT,
+      ...(options.env ? { env: options.env } : {}),
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

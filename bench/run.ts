@@ -9,14 +9,18 @@
  *    `python3` exists), each a separate process, driven by a separate load
  *    generator process (`bench/echo_load.ts`);
  * 3. each server's memory per idle connection: the growth of its RSS with
- *    1,000 idle connections open, divided by 1,000.
+ *    1,000 idle connections open, divided by 1,000;
+ * 4. remote exec (`bench/exec_bench.ts`): round trips of `true` and `cat` of
+ *    10 MB through sockit's CLI and library, ssh (when sshd is installed) and
+ *    the seed's Python exec server, medians and 90th percentiles of 30 and 10
+ *    runs.
  *
  * Every measurement is repeated (3 times by default) and the median is
  * reported, with the ratios sockit / raw Deno and sockit / Python and a
  * check of the project's targets.
  *
  * ```sh
- * deno task bench [--reps N] [--duration MS] [--warmup MS] [--no-codec] [--out FILE]
+ * deno task bench [--reps N] [--duration MS] [--warmup MS] [--no-codec] [--no-exec] [--out FILE]
  * ```
  *
  * `--out FILE` also writes every sample as JSON.
@@ -37,6 +41,7 @@ import {
   startServer,
 } from "./_servers.ts";
 import { sleep } from "./_time.ts";
+import { EXEC_DEFAULTS, runExecBench } from "./exec_bench.ts";
 
 /** Concurrent clients per echo measurement. */
 const CLIENT_COUNTS = [1, 100, 1000] as const;
@@ -383,6 +388,7 @@ async function main(args: string[]): Promise<void> {
       duration: { type: "string", default: "3000" },
       warmup: { type: "string", default: "500" },
       "no-codec": { type: "boolean", default: false },
+      "no-exec": { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -409,6 +415,16 @@ async function main(args: string[]): Promise<void> {
     }
   }
 
+  let execReport = "";
+  if (!values["no-exec"]) {
+    progress("exec: round trips and 10 MB transfers");
+    const exec = await runExecBench(EXEC_DEFAULTS, progress);
+    execReport = exec.report;
+    for (const [key, values] of Object.entries(exec.samples)) {
+      for (const value of values) record(samples, "exec", key, value);
+    }
+  }
+
   const seconds = (performance.now() - started) / 1000;
   console.log(
     [
@@ -418,6 +434,7 @@ async function main(args: string[]): Promise<void> {
       codecReport(samples, reps),
       echoReport(samples, servers, reps),
       targetReport(samples),
+      execReport,
     ].filter((part) => part !== "").join("\n\n"),
   );
 
