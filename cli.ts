@@ -10,35 +10,17 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  chatLines,
-  ChatRoom,
-  connect,
-  ConnectError,
-  defaultTokenPath,
-  dial,
-  echoLines,
-  echoService,
-  ensureToken,
-  escapeForLog,
-  exec,
-  execService,
-  exitCodeOf,
-  formatEvent,
-  formatEventJson,
-  loadToken,
-  parseAddress,
-  parseDuration,
-  parseSize,
-  pipeExec,
-  ProtocolError,
-  relay,
-  RemoteError,
-  serve,
-  type ServerEvent,
-  type Service,
-  TOKEN_ENV,
-} from "./mod.ts";
+// Only what every command needs is imported up front; each command loads
+// the rest itself, so `sockit exec` never loads the server or upload code
+// (start-up time is most of a one-shot command's cost).
+import { parseAddress } from "./lib/address.ts";
+import { ConnectError } from "./lib/client.ts";
+import { ProtocolError, RemoteError } from "./lib/errors.ts";
+import { escapeForLog } from "./lib/escape.ts";
+import { defaultTokenPath, ensureToken, loadToken, TOKEN_ENV } from "./lib/token.ts";
+import { parseDuration, parseSize } from "./lib/units.ts";
+import type { ServerEvent } from "./lib/server.ts";
+import type { Service } from "./lib/service.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
 const encoder = new TextEncoder();
@@ -241,8 +223,16 @@ async function serverCommand(args: string[]): Promise<number> {
   const execOnly = ["exec-allow", "exec-env-allow", "exec-max", "exec-timeout"] as const;
   const stray = execOnly.find((name) => values[name] !== undefined);
   if (!values.exec && stray) throw new UsageError(`--${stray} needs --exec`, u);
+  const [{ serve }, { echoService }, { ChatRoom }, { formatEvent, formatEventJson }] = await Promise
+    .all([
+      import("./lib/server.ts"),
+      import("./lib/echo.ts"),
+      import("./lib/chat.ts"),
+      import("./lib/log.ts"),
+    ]);
   const services: Service[] = [echoService, new ChatRoom()];
   if (values.exec) {
+    const { execService } = await import("./lib/exec_service.ts");
     services.push(execService({
       allow: list(values["exec-allow"]),
       envAllow: list(values["exec-env-allow"]) ?? [],
@@ -365,6 +355,11 @@ async function clientCommand(args: string[]): Promise<number> {
   const connectTimeout =
     flag(CLIENT_USAGE, "connect-timeout", values["connect-timeout"], parseDuration) ??
       10_000;
+  const [{ connect, dial }, { chatLines, echoLines }, { relay }] = await Promise.all([
+    import("./lib/client.ts"),
+    import("./lib/line_clients.ts"),
+    import("./lib/relay.ts"),
+  ]);
   if (values.raw) {
     const conn = await dial(address, { connectTimeout });
     try {
@@ -473,6 +468,10 @@ async function execCommand(args: string[]): Promise<number> {
     );
   }
   const pipedStdin = !values["no-stdin"] && !Deno.stdin.isTerminal();
+  const [{ exec }, { exitCodeOf, pipeExec }] = await Promise.all([
+    import("./lib/exec.ts"),
+    import("./lib/exec_stdio.ts"),
+  ]);
   let proc;
   try {
     proc = await exec(address, argv, {

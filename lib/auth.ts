@@ -15,7 +15,6 @@
  * @module
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { NONCE_LENGTH } from "./protocol.ts";
 
 /** Which side of the connection a proof comes from. */
@@ -41,8 +40,37 @@ export function createNonce(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
 }
 
+const encoder = new TextEncoder();
+
+/** The HMAC key for `token`, for signing and verifying. */
+function hmacKey(token: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    encoder.encode(token),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+}
+
+/** The bytes a proof covers: the label, the service and both nonces. */
+function proofInput(
+  role: ProofRole,
+  service: string,
+  serverNonce: Uint8Array,
+  clientNonce: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const label = encoder.encode(`sockit/1 ${role}\0${service}\0`);
+  const input = new Uint8Array(label.length + serverNonce.length + clientNonce.length);
+  input.set(label);
+  input.set(serverNonce, label.length);
+  input.set(clientNonce, label.length + serverNonce.length);
+  return input;
+}
+
 /**
- * Computes the proof that `role` knows `token` for one session.
+ * Computes the proof that `role` knows `token` for one session:
+ * HMAC-SHA-256 keyed with the token (Web Crypto, so no Node layer loads).
  *
  * @param token the shared secret
  * @param role which side is proving
@@ -59,27 +87,28 @@ export function createNonce(): Uint8Array {
  * const s = new Uint8Array(32), c = new Uint8Array(32).fill(1);
  * const token = "correct horse battery staple";
  * notDeepEqual(
- *   computeProof(token, "client", "echo", s, c),
- *   computeProof(token, "server", "echo", s, c),
+ *   await computeProof(token, "client", "echo", s, c),
+ *   await computeProof(token, "server", "echo", s, c),
  * );
  * ```
  */
-export function computeProof(
+export async function computeProof(
   token: string,
   role: ProofRole,
   service: string,
   serverNonce: Uint8Array,
   clientNonce: Uint8Array,
-): Uint8Array {
-  const mac = createHmac("sha256", token);
-  mac.update(`sockit/1 ${role}\0${service}\0`);
-  mac.update(serverNonce);
-  mac.update(clientNonce);
-  return new Uint8Array(mac.digest());
+): Promise<Uint8Array> {
+  const signature = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey(token),
+    proofInput(role, service, serverNonce, clientNonce),
+  );
+  return new Uint8Array(signature);
 }
 
 /**
- * Checks a proof in constant time.
+ * Checks a proof; Web Crypto's HMAC verification compares in constant time.
  *
  * @param token the shared secret
  * @param role which side claims to know it
@@ -95,19 +124,24 @@ export function computeProof(
  * import { deepEqual } from "node:assert/strict";
  *
  * const s = createNonce(), c = createNonce(), token = "0123456789abcdef";
- * const proof = computeProof(token, "client", "chat", s, c);
- * deepEqual(verifyProof(token, "client", "chat", s, c, proof), true);
- * deepEqual(verifyProof(token, "client", "chat", createNonce(), c, proof), false);
+ * const proof = await computeProof(token, "client", "chat", s, c);
+ * deepEqual(await verifyProof(token, "client", "chat", s, c, proof), true);
+ * deepEqual(await verifyProof(token, "client", "chat", createNonce(), c, proof), false);
  * ```
  */
-export function verifyProof(
+export async function verifyProof(
   token: string,
   role: ProofRole,
   service: string,
   serverNonce: Uint8Array,
   clientNonce: Uint8Array,
   proof: Uint8Array,
-): boolean {
-  const expected = computeProof(token, role, service, serverNonce, clientNonce);
-  return proof.length === expected.length && timingSafeEqual(proof, expected);
+): Promise<boolean> {
+  if (proof.length !== 32) return false;
+  return await crypto.subtle.verify(
+    "HMAC",
+    await hmacKey(token),
+    proof.slice(),
+    proofInput(role, service, serverNonce, clientNonce),
+  );
 }

@@ -101,10 +101,10 @@ export async function acceptHandshake(
     });
     const auth = await readControl(session, MessageType.Auth, "AUTH");
     const proof = bytesField(auth, "proof", 32);
-    if (!verifyProof(token, "client", hello.service, serverNonce, hello.nonce, proof)) {
+    if (!await verifyProof(token, "client", hello.service, serverNonce, hello.nonce, proof)) {
       throw new ProtocolError("auth_failed", "Cannot authenticate: wrong token proof");
     }
-    serverProof = computeProof(token, "server", hello.service, serverNonce, hello.nonce);
+    serverProof = await computeProof(token, "server", hello.service, serverNonce, hello.nonce);
   }
   const service = options.services.get(hello.service);
   if (service === undefined) {

@@ -162,7 +162,7 @@ export async function rawSession(
   );
   const challenge = await readMessage(reader);
   const serverNonce = Uint8Array.fromBase64(challenge!.json!.nonce as string);
-  const proof = computeProof(token, "client", service, serverNonce, clientNonce);
+  const proof = await computeProof(token, "client", service, serverNonce, clientNonce);
   await send(conn, encodeFrame(encodeControl(MessageType.Auth, { proof: proof.toBase64() })));
   const welcome = await readMessage(reader);
   if (welcome?.type !== MessageType.Welcome) {

@@ -220,7 +220,7 @@ Deno.test("a wrong token, a missing token and a replayed proof are refused", asy
     const challenge1 = await readMessage(reader1);
     const nonce1 = Uint8Array.fromBase64(String(challenge1?.json?.nonce));
     const clientNonce = new Uint8Array(32).fill(7); // helloFrame's nonce
-    const proof = computeProof(TOKEN, "client", "echo", nonce1, clientNonce).toBase64();
+    const proof = (await computeProof(TOKEN, "client", "echo", nonce1, clientNonce)).toBase64();
     await send(first, encodeFrame(encodeControl(MessageType.Auth, { proof })));
     deepEqual((await readMessage(reader1))?.type, MessageType.Welcome);
     // Replay: same HELLO and same proof on a new connection.
