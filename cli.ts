@@ -31,11 +31,12 @@ Usage:
   sockit server [--listen ADDR]... [--exec] [options]
   sockit client ADDR [--chat NAME | --raw] [options]
   sockit exec ADDR [options] -- PROGRAM [ARG]...
+  sockit upload ADDR PATH... [options]
   sockit help [COMMAND]
   sockit --version
 
 Addresses are HOST:PORT, [IPV6]:PORT or unix:PATH.
-Run "sockit help server", "sockit help client" or "sockit help exec" for their options.
+Run "sockit help COMMAND" (server, client, exec, upload) for its options.
 `;
 
 const SERVER_USAGE = `Usage: sockit server [--listen ADDR]... [options]
@@ -56,6 +57,9 @@ Options:
                                variables clients may set with --env (default: none)
       --exec-max N             commands running at once; more get "busy" (default 64)
       --exec-timeout DUR       longest a command may run (default 1h)
+      --upload-dir DIR         accept uploads into DIR (off by default); DIR must exist and
+                               not be writable by group or others; needs a token like exec
+      --max-upload-size SIZE   largest file accepted (default 4GiB)
       --max-conns N            connections served at once; more get "busy" (default 256)
       --max-startups N         connections in their handshake at once; more get "busy"
                                (default: a quarter of --max-conns, at most 64)
@@ -74,6 +78,34 @@ Sizes: 65536, 64KiB, 1MiB. Durations: 500ms, 10s, 5m, 1h.
 Examples:
   sockit server --listen 127.0.0.1:7070 --listen unix:/tmp/sockit.sock
   sockit server --exec --exec-allow uname,ls,sh
+  sockit server --upload-dir ~/inbox
+`;
+
+const UPLOAD_USAGE = `Usage: sockit upload ADDR PATH... [options]
+
+Uploads files and directories (recursively, like scp -r) into the server's upload
+directory. Each file is verified by SHA-256 and appears on the server only when complete;
+an existing file is never replaced without --overwrite. Symbolic links are skipped with a
+warning, never followed.
+
+Options:
+      --to DIR                 remote directory to upload into (default: the top)
+      --resume                 continue interrupted uploads; the part the server holds is
+                               checked by hash against the local file first
+      --overwrite              replace existing remote files (atomically)
+      --no-preserve            do not send mode bits and modification times
+      --no-progress            no progress line on a terminal
+      --json                   NDJSON progress, one line per file and a summary on stdout
+      --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
+                               ~/.config/sockit/token when it exists)
+      --connect-timeout DUR    limit on connecting and the handshake (default 10s)
+  -h, --help                   show this help
+
+Exit codes: 0 when every file was committed, 1 when any failed or sockit failed, 2 usage.
+
+Examples:
+  sockit upload 127.0.0.1:7070 report.pdf photos --to inbox
+  sockit upload 127.0.0.1:7070 big.iso --resume
 `;
 
 const EXEC_USAGE = `Usage: sockit exec ADDR [options] -- PROGRAM [ARG]...
@@ -206,6 +238,8 @@ async function serverCommand(args: string[]): Promise<number> {
     "exec-env-allow": { type: "string", multiple: true },
     "exec-max": { type: "string" },
     "exec-timeout": { type: "string" },
+    "upload-dir": { type: "string" },
+    "max-upload-size": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, SERVER_USAGE);
@@ -240,8 +274,32 @@ async function serverCommand(args: string[]): Promise<number> {
       timeout: flag(u, "exec-timeout", values["exec-timeout"], period) ?? 3_600_000,
     }));
   }
+  if (values["max-upload-size"] !== undefined && values["upload-dir"] === undefined) {
+    throw new UsageError("--max-upload-size needs --upload-dir", u);
+  }
+  if (values["upload-dir"] !== undefined) {
+    const [{ UploadStore }, { uploadService }] = await Promise.all([
+      import("./lib/upload_store.ts"),
+      import("./lib/upload_service.ts"),
+    ]);
+    const maxFileSize = flag(u, "max-upload-size", values["max-upload-size"], parseSize);
+    const statfs = Deno.permissions.querySync({ name: "sys", kind: "statfs" }).state ===
+      "granted";
+    if (!statfs) {
+      print(
+        Deno.stderr,
+        "sockit: warning: upload: no free-space check without --allow-sys=statfs\n",
+      );
+    }
+    const store = await UploadStore.open(values["upload-dir"], {
+      ...(maxFileSize === undefined ? {} : { maxFileSize }),
+      ...(statfs ? {} : { reserveBytes: 0, reservePercent: 0 }),
+    });
+    services.push(uploadService(store));
+  }
+  const guarded = values.exec || values["upload-dir"] !== undefined;
   let token = await loadToken({ tokenFile: values["token-file"] });
-  if (token === undefined && values.exec) token = await generatedToken();
+  if (token === undefined && guarded) token = await generatedToken();
   if (values.exec) warnRunPermission(list(values["exec-allow"]));
   const onEvent = values.json
     ? (event: ServerEvent) => print(Deno.stdout, formatEventJson(event) + "\n")
@@ -314,7 +372,7 @@ async function generatedToken(): Promise<string> {
   const path = defaultTokenPath();
   if (path === undefined) {
     throw new Error(
-      "exec needs a token: give --token-file FILE or SOCKIT_TOKEN, or grant --allow-env=HOME " +
+      "exec and upload need a token: give --token-file FILE or SOCKIT_TOKEN, or grant --allow-env=HOME " +
         "so one can be kept in ~/.config/sockit/token",
     );
   }
@@ -322,9 +380,9 @@ async function generatedToken(): Promise<string> {
   print(
     Deno.stderr,
     created
-      ? `sockit: exec needs a token: generated one in ${path} (mode 600); local clients read ` +
-        `it by default, remote clients need a copy (--token-file FILE)\n`
-      : `sockit: exec: using the token in ${path}\n`,
+      ? `sockit: exec and upload need a token: generated one in ${path} (mode 600); local ` +
+        `clients read it by default, remote clients need a copy (--token-file FILE)\n`
+      : `sockit: using the token in ${path}\n`,
   );
   return token;
 }
@@ -521,6 +579,91 @@ async function execCommand(args: string[]): Promise<number> {
   }
 }
 
+async function uploadCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    to: { type: "string" },
+    resume: { type: "boolean" },
+    overwrite: { type: "boolean" },
+    "no-preserve": { type: "boolean" },
+    "no-progress": { type: "boolean" },
+    json: { type: "boolean" },
+    "token-file": { type: "string" },
+    "connect-timeout": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, UPLOAD_USAGE);
+  if (values.help) {
+    print(Deno.stdout, UPLOAD_USAGE);
+    return 0;
+  }
+  const u = UPLOAD_USAGE;
+  if (positionals.length < 2) {
+    throw new UsageError(positionals.length === 0 ? "missing ADDR" : "missing PATH", u);
+  }
+  const [addressText, ...paths] = positionals as [string, ...string[]];
+  const address = flag(u, "address", addressText, parseAddress)!;
+  const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
+  const token = await loadToken({
+    tokenFile: values["token-file"],
+    defaultFile: defaultTokenPath(),
+  });
+  if (token === undefined) {
+    throw new Error(
+      "upload needs the server's token: use --token-file FILE or SOCKIT_TOKEN, or run on the " +
+        "server's machine, where it is read from ~/.config/sockit/token",
+    );
+  }
+  const [{ upload }, { ProgressBar }] = await Promise.all([
+    import("./lib/upload.ts"),
+    import("./lib/progress.ts"),
+  ]);
+  const json = values.json ?? false;
+  const bar = !json && !values["no-progress"] && Deno.stderr.isTerminal()
+    ? new ProgressBar(Deno.stderr, () => Deno.consoleSize().columns)
+    : undefined;
+  let lastJson = 0;
+  const summary = await upload(address, paths, {
+    token,
+    to: values.to,
+    resume: values.resume ?? false,
+    overwrite: values.overwrite ?? false,
+    preserve: !values["no-preserve"],
+    connectTimeout,
+    handshakeTimeout: connectTimeout,
+    onProgress: (p) => {
+      bar?.update(p);
+      const now = performance.now();
+      if (json && (now - lastJson >= 250 || p.done === p.size)) {
+        lastJson = now;
+        print(Deno.stdout, JSON.stringify({ event: "progress", ...p }) + "\n");
+      }
+    },
+  });
+  bar?.clear();
+  for (const result of summary.results) {
+    if (json) print(Deno.stdout, JSON.stringify({ event: "file", ...result }) + "\n");
+    if (result.status === "committed") continue;
+    const what = result.status === "skipped" ? "skipped" : "failed";
+    print(
+      Deno.stderr,
+      `sockit: ${what} ${escapeForLog(result.path, 300)}: ${
+        escapeForLog(result.message ?? "", 500)
+      } (${escapeForLog(result.code ?? "", 40)})\n`,
+    );
+  }
+  const { results: _, ...totals } = summary;
+  if (json) print(Deno.stdout, JSON.stringify({ event: "summary", ...totals }) + "\n");
+  else if (Deno.stderr.isTerminal()) {
+    // Quiet on success when not on a terminal, like scp; failures always show.
+    print(
+      Deno.stderr,
+      `sockit: ${summary.committed} committed, ${summary.failed} failed, ${summary.skipped} ` +
+        `skipped; ${summary.bytesSent} bytes sent, ${summary.bytesResumed} resumed, in ` +
+        `${summary.duration} ms\n`,
+    );
+  }
+  return summary.failed === 0 ? 0 : 1;
+}
+
 function errorName(error: unknown): string {
   if (error instanceof ConnectError) return "connect_failed";
   return error instanceof Error ? error.name : "error";
@@ -562,6 +705,8 @@ export async function main(args: string[]): Promise<number> {
         return await serverCommand(rest);
       case "client":
         return await clientCommand(rest);
+      case "upload":
+        return await uploadCommand(rest);
       case "exec":
         try {
           return await execCommand(rest);
@@ -590,6 +735,8 @@ export async function main(args: string[]): Promise<number> {
             ? CLIENT_USAGE
             : rest[0] === "exec"
             ? EXEC_USAGE
+            : rest[0] === "upload"
+            ? UPLOAD_USAGE
             : USAGE,
         );
         return 0;

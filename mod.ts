@@ -53,6 +53,7 @@ export * from "./lib/handshake.ts";
 export * from "./lib/line_clients.ts";
 export * from "./lib/log.ts";
 export * from "./lib/process_group.ts";
+export * from "./lib/progress.ts";
 export * from "./lib/protocol.ts";
 export * from "./lib/relay.ts";
 export * from "./lib/server.ts";

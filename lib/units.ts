@@ -86,3 +86,34 @@ export function parseSize(text: string): number {
   }
   return value;
 }
+
+/**
+ * Formats a byte count for people: bytes below 1 KiB, else one decimal in
+ * KiB, MiB, GiB or TiB.
+ *
+ * @param bytes a non-negative count
+ * @returns the text
+ *
+ * @example Sizes
+ * ```ts
+ * import { formatSize } from "@sockit/sockit";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * deepEqual([formatSize(512), formatSize(1536), formatSize(3 * 1024 ** 3)], [
+ *   "512 B",
+ *   "1.5 KiB",
+ *   "3.0 GiB",
+ * ]);
+ * ```
+ */
+export function formatSize(bytes: number): string {
+  if (!(bytes >= 1024)) return `${Math.max(0, Math.round(bytes || 0))} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

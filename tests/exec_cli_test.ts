@@ -390,7 +390,9 @@ Deno.test("sockit server --exec with no token: zero configuration, stdio, exit c
       deepEqual(stopped.code, 0, stopped.stderr);
       deepEqual(
         stopped.stderr,
-        `sockit: exec needs a token: generated one in ${tokenDir(home)}/token (mode 600); ` +
+        `sockit: exec and upload need a token: generated one in ${
+          tokenDir(home)
+        }/token (mode 600); ` +
           "local clients read it by default, remote clients need a copy (--token-file FILE)\n",
       );
     });
