@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-run
+#!/usr/bin/env -S deno run --allow-run --allow-read --allow-write
 /**
  * `deno task demo`: a tour of sockit in a few seconds, with the real command
  * line. It starts `sockit server` as a child process on a free loopback
@@ -9,11 +9,15 @@
  *
  * ```sh
  * deno task demo
- * ./examples/demo.ts        # the same; it only needs to start processes
+ * ./examples/demo.ts        # the same
  * ```
  *
+ * The demo itself starts processes, makes a temporary upload directory and
+ * reads what arrives there to check it; each child gets only the flags it
+ * needs.
+ *
  * Every wait has a deadline, every child is killed on every path, and the
- * output is the same on every run apart from the port. To extend the demo,
+ * output is the same on every run apart from the port and the hashes. To extend the demo,
  * write a {@linkcode Step} and add it to {@linkcode STEPS}.
  *
  * @module
@@ -32,14 +36,24 @@ import {
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** How every client starts: the CLI with loopback-only network access and the token. */
 const SOCKIT = ["run", "--allow-net=127.0.0.1", "--allow-env=SOCKIT_TOKEN", "cli.ts"];
-/** How the server starts: it may also run the two programs exec allows. */
-const SERVER = [
-  "run",
-  "--allow-net=127.0.0.1",
-  "--allow-env=SOCKIT_TOKEN,PATH,LANG,HOME",
-  "--allow-run=printf,sh",
-  "cli.ts",
-];
+/**
+ * How the server starts: it may also run the two programs exec allows, and
+ * read and write its upload directory (and check the free space there).
+ */
+function serverCommand(uploads: string): string[] {
+  return [
+    "run",
+    "--allow-net=127.0.0.1",
+    "--allow-env=SOCKIT_TOKEN,PATH,LANG,HOME",
+    "--allow-run=printf,sh",
+    `--allow-read=${uploads}`,
+    `--allow-write=${uploads}`,
+    "--allow-sys=statfs",
+    "cli.ts",
+  ];
+}
+/** What the upload client may read: the files the demo uploads. */
+const UPLOAD_READ = "--allow-read=README.md,examples";
 /** A fresh token for this run, handed to every child in `SOCKIT_TOKEN`. */
 const TOKEN = createToken();
 /** Limit on any one wait: a line of output, an exit, a server event. */
@@ -236,11 +250,12 @@ async function runToEnd(
   args: string[],
   input: Uint8Array,
   signal: AbortSignal,
+  permissions: readonly string[] = [],
 ): Promise<Finished> {
   const timeout = AbortSignal.timeout(WAIT_MS);
   const deadline = AbortSignal.any([signal, timeout]);
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...SOCKIT, ...args],
+    args: [SOCKIT[0]!, ...permissions, ...SOCKIT.slice(1), ...args],
     cwd: ROOT,
     env: { NO_COLOR: "1", SOCKIT_TOKEN: TOKEN },
     stdin: "piped",
@@ -289,10 +304,20 @@ class DemoServer implements AsyncDisposable {
   }
 
   /** Starts the server on a free port and reads the address from its `listening` event. */
-  static async start(signal: AbortSignal): Promise<DemoServer> {
+  static async start(signal: AbortSignal, uploads: string): Promise<DemoServer> {
     const child = new Child(
-      ["server", "--listen", "127.0.0.1:0", "--json", "--exec", "--exec-allow", "printf,sh"],
-      SERVER,
+      [
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+        "--exec",
+        "--exec-allow",
+        "printf,sh",
+        "--upload-dir",
+        uploads,
+      ],
+      serverCommand(uploads),
     );
     try {
       const event = await DemoServer.#event(
@@ -393,8 +418,10 @@ interface Demo {
   readonly address: string;
   /** Aborts when the step runs out of time or the demo is interrupted. */
   readonly signal: AbortSignal;
-  /** Runs `sockit ARGS` with `input` on stdin to its end. */
-  run(args: string[], input: string | Uint8Array): Promise<Finished>;
+  /** Runs `sockit ARGS` with `input` on stdin to its end, with extra permission flags. */
+  run(args: string[], input: string | Uint8Array, permissions?: string[]): Promise<Finished>;
+  /** The server's upload directory. */
+  readonly uploads: string;
   /** Starts `sockit ARGS` to talk to it while it runs; dispose of it when done. */
   start(args: string[]): Child;
   /** Waits until `count` more connections have closed and reports them. */
@@ -580,8 +607,54 @@ const execStep: Step = {
   },
 };
 
+async function sha256(path: string): Promise<string> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path))).toHex();
+}
+
+const uploadStep: Step = {
+  title: "Upload: a file and a tree, verified, atomic, never clobbering",
+  async run(demo) {
+    shell("sockit upload $ADDR README.md examples --to demo");
+    const first = await demo.run(
+      ["upload", demo.address, "README.md", "examples", "--to", "demo", "--json"],
+      "",
+      [UPLOAD_READ],
+    );
+    checkEqual(first.code, 0, `the upload's exit code (stderr: ${first.stderr})`);
+    const lines = decoder.decode(first.stdout).split("\n").filter(Boolean).map((l) =>
+      JSON.parse(l)
+    );
+    const summary = lines.find((l) => l.event === "summary");
+    say(
+      `summary: ${summary?.committed} committed, ${summary?.failed} failed, ` +
+        `${summary?.bytesSent} bytes sent`,
+    );
+    check(summary?.failed === 0, `the upload's summary: ${quote(summary)}`);
+    for (const file of ["README.md", "examples/demo.ts"]) {
+      const local = await sha256(`${ROOT}/${file}`);
+      const remote = await sha256(`${demo.uploads}/demo/${file}`);
+      say(`${file}: sha256 ${remote.slice(0, 16)}… on both sides`);
+      checkEqual(remote, local, `the SHA-256 of the uploaded ${file}`);
+    }
+    say("ok: every file arrived whole; each appeared only after the server checked its hash");
+
+    shell("sockit upload $ADDR README.md --to demo      # again");
+    const again = await demo.run(["upload", demo.address, "README.md", "--to", "demo"], "", [
+      UPLOAD_READ,
+    ]);
+    say(`stderr: ${again.stderr.trim()}`);
+    say(`exit code: ${again.code}`);
+    checkEqual(again.code, 1, "the second upload's exit code");
+    check(again.stderr.includes("(exists)"), `the second upload's stderr: ${quote(again.stderr)}`);
+    say("ok: an existing file is never replaced without --overwrite");
+    const conns = await demo.serverLog(2);
+    const actual = conns.map((c) => [c.service, c.session, c.reason]);
+    checkEqual(actual, [["upload", true, "eof"], ["upload", true, "eof"]], "the server's log");
+  },
+};
+
 /** The demo's steps, in order. Each starts where the previous one left the server. */
-const STEPS: readonly Step[] = [echoStep, chatStep, rawStep, execStep];
+const STEPS: readonly Step[] = [echoStep, chatStep, rawStep, execStep, uploadStep];
 
 async function main(): Promise<number> {
   // Ctrl-C or SIGTERM aborts the step under way; the finally blocks then
@@ -592,15 +665,21 @@ async function main(): Promise<number> {
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   let current = "starting the server";
   let server: DemoServer | undefined;
+  // A fresh upload directory, only its owner may write to it (as the server demands).
+  const uploads = await Deno.makeTempDir({ prefix: "sockit-demo-uploads-" });
+  await Deno.chmod(uploads, 0o755);
   try {
     console.log("sockit demo: a real server and real clients, each a child process");
     console.log(`("sockit" below is: deno ${SOCKIT.join(" ")})`);
-    console.log(`(the server runs as: deno ${SERVER.join(" ")})`);
+    console.log(`(the server runs as: deno ${serverCommand("$UPLOADS").join(" ")})`);
     console.log();
     console.log("== Start a server ==");
     say("every child gets a fresh token in SOCKIT_TOKEN; exec never runs without one");
-    shell("sockit server --listen 127.0.0.1:0 --json --exec --exec-allow printf,sh");
-    server = await DemoServer.start(interrupt.signal);
+    shell(
+      "sockit server --listen 127.0.0.1:0 --json --exec --exec-allow printf,sh " +
+        "--upload-dir $UPLOADS",
+    );
+    server = await DemoServer.start(interrupt.signal, uploads);
     say(`server: listening on ${server.address} (a free port; $ADDR below)`);
     for (const [i, step] of STEPS.entries()) {
       current = `step ${i + 1} (${step.title})`;
@@ -615,8 +694,14 @@ async function main(): Promise<number> {
       const demo: Demo = {
         address: server.address,
         signal,
-        run: (args, input) =>
-          runToEnd(args, typeof input === "string" ? encoder.encode(input) : input, signal),
+        run: (args, input, permissions) =>
+          runToEnd(
+            args,
+            typeof input === "string" ? encoder.encode(input) : input,
+            signal,
+            permissions,
+          ),
+        uploads,
         start: (args) => new Child(args),
         serverLog: (count) => server!.connections(count, signal),
       };
@@ -652,6 +737,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     await server?.[Symbol.asyncDispose]();
+    await Deno.remove(uploads, { recursive: true });
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }
