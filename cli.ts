@@ -122,8 +122,8 @@ Options:
       --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
                                ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
-      --json FILE              write NDJSON events (started, exit, error) to FILE,
-                               such as /dev/fd/3; stdout and stderr stay the command's
+      --json FILE              write NDJSON events (started, exit, error) to FILE (a file
+                               or a named pipe); stdout and stderr stay the command's
   -h, --help                   show this help
 
 Exit codes: the remote command's; 128+N when a signal N ended it; 124 when --timeout
@@ -512,18 +512,11 @@ async function execCommand(args: string[]): Promise<number> {
     print(Deno.stderr, `sockit: ${describe(error)}\n`);
     return code;
   };
-  const token = await loadToken({
-    tokenFile: values["token-file"],
-    defaultFile: defaultTokenPath(),
-  });
-  if (token === undefined) {
-    return fail(
-      new Error(
-        "exec needs the server's token: use --token-file FILE or SOCKIT_TOKEN, or run on the " +
-          "server's machine, where it is read from ~/.config/sockit/token",
-      ),
-      EXEC_FAILURE,
-    );
+  let token: string;
+  try {
+    token = await clientToken("exec", values["token-file"]);
+  } catch (error) {
+    return fail(error, EXEC_FAILURE);
   }
   const pipedStdin = !values["no-stdin"] && !Deno.stdin.isTerminal();
   const [{ exec }, { exitCodeOf, pipeExec }] = await Promise.all([
@@ -563,7 +556,8 @@ async function execCommand(args: string[]): Promise<number> {
     });
     emit({ event: "exit", ...status });
     if (status.timedOut) {
-      print(Deno.stderr, `sockit: remote command timed out after ${values.timeout}\n`);
+      const limit = values.timeout === undefined ? "the server's time limit" : values.timeout;
+      print(Deno.stderr, `sockit: remote command timed out after ${limit}\n`);
     } else if (status.signal !== null) {
       print(Deno.stderr, `sockit: remote command killed by ${status.signal}\n`);
     }
@@ -602,16 +596,7 @@ async function uploadCommand(args: string[]): Promise<number> {
   const [addressText, ...paths] = positionals as [string, ...string[]];
   const address = flag(u, "address", addressText, parseAddress)!;
   const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
-  const token = await loadToken({
-    tokenFile: values["token-file"],
-    defaultFile: defaultTokenPath(),
-  });
-  if (token === undefined) {
-    throw new Error(
-      "upload needs the server's token: use --token-file FILE or SOCKIT_TOKEN, or run on the " +
-        "server's machine, where it is read from ~/.config/sockit/token",
-    );
-  }
+  const token = await clientToken("upload", values["token-file"]);
   const [{ upload }, { ProgressBar }] = await Promise.all([
     import("./lib/upload.ts"),
     import("./lib/progress.ts"),
@@ -662,6 +647,25 @@ async function uploadCommand(args: string[]): Promise<number> {
     );
   }
   return summary.failed === 0 ? 0 : 1;
+}
+
+/**
+ * The token for a service that always needs one: --token-file, else
+ * SOCKIT_TOKEN, else the default token file; the error says what to grant
+ * when the default file exists but may not be read.
+ */
+async function clientToken(service: string, tokenFile: string | undefined): Promise<string> {
+  const defaultFile = defaultTokenPath();
+  const token = await loadToken({ tokenFile, defaultFile });
+  if (token !== undefined) return token;
+  const unreadable = defaultFile !== undefined &&
+    Deno.permissions.querySync({ name: "read", path: defaultFile }).state !== "granted";
+  throw new Error(
+    `${service} needs the server's token: use --token-file FILE or SOCKIT_TOKEN, or run on ` +
+      (unreadable
+        ? `the server's machine with --allow-read=${defaultFile} so that its token file is read`
+        : "the server's machine, where it is read from ~/.config/sockit/token"),
+  );
 }
 
 function errorName(error: unknown): string {

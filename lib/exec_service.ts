@@ -347,7 +347,8 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
   } catch (error) {
     group.terminate();
     await exited;
-    group.close();
+    await group.gone();
+    options.onExit();
     await Promise.all([child.stdout.cancel(), child.stderr.cancel(), stdinWriter?.abort()]);
     throw error;
   }
@@ -423,8 +424,6 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
   try {
     const status = await exited;
     await output;
-    group.close();
-    options.onExit();
     endStdin();
     await stdinChain;
     if (failure === undefined && !broken) {
@@ -438,7 +437,11 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
     }
   } finally {
     clearTimeout(timer);
-    group.close();
+    // Members that ignore SIGTERM and closed their output may still run:
+    // they get SIGKILL when the grace ends. The client has its answer
+    // already; the exec slot is held until then.
+    await group.gone();
+    options.onExit();
     session.onStop(undefined);
   }
   // The client closes once it has the exit event; a client that went away

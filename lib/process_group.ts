@@ -87,6 +87,30 @@ export class ProcessGroup {
     this.signal("SIGKILL");
   }
 
+  /**
+   * Resolves once no process of the group is left, or once the grace
+   * period has passed and the group was sent SIGKILL. Liveness is probed
+   * with SIGCONT, which changes nothing for a running process; a zombie
+   * that its new parent does not reap (a container without an init) also
+   * answers the probe, so the wait is bounded by the grace period, never
+   * longer.
+   *
+   * @param poll milliseconds between probes
+   */
+  async gone(poll = 25): Promise<void> {
+    if (!isWindows) {
+      const deadline = performance.now() + this.#grace;
+      while (this.signal("SIGCONT")) {
+        if (performance.now() >= deadline) {
+          this.kill();
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, poll));
+      }
+    }
+    this.close();
+  }
+
   /** Cancels a pending SIGKILL; call once the group is known to be gone. */
   close(): void {
     clearTimeout(this.#killTimer);

@@ -501,3 +501,19 @@ Deno.test("a client that reads slowly holds the command back, not server memory"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "a process that ignores SIGTERM and closes its output is still ended",
+  ignore: !unix,
+  async fn() {
+    await using s = await execServer({ killGrace: 300 });
+    await using proc = await exec(s.address, [
+      "sh",
+      "-c",
+      '(trap "" TERM; exec sleep 60) </dev/null >/dev/null 2>&1 & echo $!',
+    ], { token: TOKEN });
+    const { stdout, status } = await collect(proc);
+    deepEqual(status.code, 0);
+    ok(await waitGone(Number(stdout.trim())), "the sleep that ignores SIGTERM survived");
+  },
+});
