@@ -285,16 +285,16 @@ async function serverCommand(args: string[]): Promise<number> {
     const maxFileSize = flag(u, "max-upload-size", values["max-upload-size"], parseSize);
     const statfs = Deno.permissions.querySync({ name: "sys", kind: "statfs" }).state ===
       "granted";
+    const store = await UploadStore.open(values["upload-dir"], {
+      ...(maxFileSize === undefined ? {} : { maxFileSize }),
+      ...(statfs ? {} : { reserveBytes: 0, reservePercent: 0 }),
+    });
     if (!statfs) {
       print(
         Deno.stderr,
         "sockit: warning: upload: no free-space check without --allow-sys=statfs\n",
       );
     }
-    const store = await UploadStore.open(values["upload-dir"], {
-      ...(maxFileSize === undefined ? {} : { maxFileSize }),
-      ...(statfs ? {} : { reserveBytes: 0, reservePercent: 0 }),
-    });
     services.push(uploadService(store));
   }
   const guarded = values.exec || values["upload-dir"] !== undefined;
@@ -606,6 +606,23 @@ async function uploadCommand(args: string[]): Promise<number> {
     ? new ProgressBar(Deno.stderr, () => Deno.consoleSize().columns)
     : undefined;
   let lastJson = 0;
+  let current = "";
+  const interrupted = (error: unknown) => {
+    bar?.clear();
+    const remote = error instanceof RemoteError;
+    const code = remote || error instanceof ProtocolError ? error.code : errorName(error);
+    let message = error instanceof Error ? error.message : String(error);
+    // The connection went while a file was on its way: say which, and how to go on.
+    if (current !== "" && !remote && !(error instanceof ConnectError)) {
+      message = `upload of ${JSON.stringify(current)} interrupted: ${message}; ` +
+        "run the same command with --resume to continue";
+    }
+    if (json) {
+      const origin = remote ? "remote" : "local";
+      print(Deno.stdout, JSON.stringify({ event: "error", origin, code, message }) + "\n");
+    }
+    return remote || !(error instanceof Error) ? error : new Error(message, { cause: error });
+  };
   const summary = await upload(address, paths, {
     token,
     to: values.to,
@@ -615,6 +632,7 @@ async function uploadCommand(args: string[]): Promise<number> {
     connectTimeout,
     handshakeTimeout: connectTimeout,
     onProgress: (p) => {
+      current = p.done < p.size ? p.name : "";
       bar?.update(p);
       const now = performance.now();
       if (json && (now - lastJson >= 250 || p.done === p.size)) {
@@ -622,6 +640,8 @@ async function uploadCommand(args: string[]): Promise<number> {
         print(Deno.stdout, JSON.stringify({ event: "progress", ...p }) + "\n");
       }
     },
+  }).catch((error) => {
+    throw interrupted(error);
   });
   bar?.clear();
   for (const result of summary.results) {

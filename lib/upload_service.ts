@@ -104,7 +104,7 @@ export function uploadService(store: UploadStore): Service {
               try {
                 current.partial!.write(payload.subarray(1));
               } catch (error) {
-                fail(session, current, error);
+                await fail(session, current, error);
               }
             }
           } else if (type === MessageType.File) {
@@ -169,7 +169,7 @@ async function begin(
       });
     }
   } catch (error) {
-    fail(session, current, error);
+    await fail(session, current, error);
     // A directory has no bytes to skip: it is over.
     if (entry.type === "dir") return undefined;
   }
@@ -188,12 +188,12 @@ async function finish(session: Session, current: Current, sha256: string): Promi
       sha256: digest,
     });
   } catch (error) {
-    fail(session, current, error);
+    await fail(session, current, error);
   }
 }
 
 /** Fails the entry and tells the client, or rethrows what must end the session. */
-function fail(session: Session, current: Current, error: unknown): void {
+async function fail(session: Session, current: Current, error: unknown): Promise<void> {
   // File-system errors (a full disk, a read-only file system, a permission
   // problem) fail the entry; programming errors end the session.
   const programming = error instanceof TypeError || error instanceof RangeError ||
@@ -205,8 +205,11 @@ function fail(session: Session, current: Current, error: unknown): void {
     : undefined;
   if (!told || !ENTRY_FAILURES.has(told.code)) throw error;
   current.failed = true;
-  current.partial?.close();
+  // A failed entry keeps no partial file: only a connection that drops
+  // mid-file leaves one, for a resume.
+  const partial = current.partial;
   current.partial = undefined;
+  await partial?.discard();
   reply(session, {
     kind: "failed",
     name: current.entry.name,

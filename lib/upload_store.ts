@@ -451,8 +451,10 @@ export class PartialUpload {
           { expected: sha256, actual: digest },
         );
       }
-      if (attributes.mode !== undefined && Deno.build.os !== "windows") {
-        await Deno.chmod(s.path, attributes.mode & 0o777);
+      if (Deno.build.os !== "windows") {
+        // The partial was private (0600); without a mode from the client the
+        // file gets the usual 0644.
+        await Deno.chmod(s.path, (attributes.mode ?? 0o644) & 0o777);
       }
       if (attributes.mtime !== undefined) {
         const time = new Date(attributes.mtime);
@@ -468,6 +470,8 @@ export class PartialUpload {
           await Deno.link(s.path, s.final);
         } catch (error) {
           if (!exists(error)) throw error;
+          // Lost the race to another writer of the name: keep nothing.
+          await Deno.remove(s.path).catch(() => {});
           throw new ProtocolError(
             "exists",
             `Cannot accept "${s.name}": a file of that name appeared meanwhile`,
@@ -491,6 +495,17 @@ export class PartialUpload {
   /** Stops receiving; the partial file stays for a later resume. */
   close(): void {
     this.#closeFile();
+    this.#store.release(this.#state.key);
+  }
+
+  /**
+   * Stops receiving and removes the partial file: for an entry that failed
+   * (a full disk, data of the wrong size), where resuming makes no sense
+   * and the space is better given back.
+   */
+  async discard(): Promise<void> {
+    this.#closeFile();
+    await Deno.remove(this.#state.path).catch(() => {});
     this.#store.release(this.#state.key);
   }
 }

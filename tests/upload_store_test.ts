@@ -148,3 +148,25 @@ Deno.test("limits: size and free-space reserve", async () => {
     await rejects(full.begin(["a"], 1, { overwrite: false, resume: false }), code("disk_full"));
   });
 });
+
+Deno.test("losing the race for a name at commit leaves no partial file", async () => {
+  await withDir(async (dir) => {
+    const s = await UploadStore.open(dir, ROOMY);
+    const file = await s.begin(parseRemoteName("a.txt"), 3, { overwrite: false, resume: false });
+    file.write(encoder.encode("new"));
+    await Deno.writeTextFile(`${dir}/a.txt`, "old"); // another writer got there first
+    await rejects(file.commit(sha("new")), code("exists"));
+    deepEqual(await Deno.readTextFile(`${dir}/a.txt`), "old");
+    deepEqual([...Deno.readDirSync(`${dir}/${PARTIAL_DIR}`)], []);
+  });
+});
+
+Deno.test("a file without a mode from the client gets 0644, not the partial's 0600", async () => {
+  await withDir(async (dir) => {
+    const s = await UploadStore.open(dir, ROOMY);
+    const file = await s.begin(parseRemoteName("a.txt"), 1, { overwrite: false, resume: false });
+    file.write(encoder.encode("x"));
+    await file.commit(sha("x"));
+    deepEqual((await Deno.stat(`${dir}/a.txt`)).mode! & 0o777, 0o644);
+  });
+});
