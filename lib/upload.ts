@@ -72,7 +72,7 @@ export interface UploadResult {
 export interface UploadSummary {
   /** One result per entry, in the order sent. */
   results: UploadResult[];
-  /** Files committed. */
+  /** Entries committed: files and directories. */
   committed: number;
   /** Entries that failed. */
   failed: number;
@@ -148,6 +148,9 @@ async function plan(paths: readonly string[], to: string | undefined): Promise<P
   return out;
 }
 
+/** The EVENT kinds that answer an entry. */
+const ANSWER_KINDS = new Set(["ready", "committed", "failed"]);
+
 /** Routes the server's answers to the entries waiting for them, in order. */
 class Answers {
   readonly #session: ClientSession;
@@ -173,6 +176,8 @@ class Answers {
         }
         if (message.type !== MessageType.Event) continue;
         const event = eventBody(message);
+        // Kinds this version does not know are skipped, as the protocol asks.
+        if (!ANSWER_KINDS.has(event.kind as string)) continue;
         const next = this.#waiting.shift();
         if (next) next(event);
         else this.#early.push(event);
@@ -246,19 +251,26 @@ export async function upload(
     try {
       parseRemoteName(result.name);
     } catch (error) {
-      result.status = "skipped";
+      // Refused here rather than by the server: still a failure.
+      result.status = "failed";
       result.code = "bad_name";
       result.message = error instanceof Error ? error.message : String(error);
     }
   }
   const totalSize = planned.reduce(
-    (n, p) => n + (p.result.status !== "skipped" && p.result.type === "file" ? p.result.size : 0),
+    (n, p) =>
+      n + (p.result.status !== "skipped" && p.result.code !== "bad_name" &&
+          p.result.type === "file"
+        ? p.result.size
+        : 0),
     0,
   );
   await using session = await connect(address, { ...options, service: "upload" });
   const answers = new Answers(session);
   const preserve = options.preserve ?? true;
-  const buf = new Uint8Array(CHUNK);
+  // DATA frames as large as the server accepts, up to CHUNK.
+  const chunkSize = Math.max(1, Math.min(CHUNK, session.welcome.maxFrame - 1));
+  const buf = new Uint8Array(chunkSize);
   const data = typeByte(MessageType.Data);
   let totalDone = 0;
   const settled: Promise<void>[] = [];
@@ -276,7 +288,7 @@ export async function upload(
 
   for (const item of planned) {
     const { result } = item;
-    if (result.status === "skipped") continue;
+    if (result.status === "skipped" || result.code === "bad_name") continue;
     const entry: Record<string, unknown> = {
       type: result.type,
       name: result.name,
@@ -327,7 +339,7 @@ export async function upload(
       if (++chunks % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
       if (answers.peekFailure(result.name)) break;
       // Synchronous reads: measured to move bulk data about twice as fast.
-      const n = file.readSync(buf.subarray(0, Math.min(CHUNK, result.size - done)));
+      const n = file.readSync(buf.subarray(0, Math.min(chunkSize, result.size - done)));
       if (n === null || n === 0) break; // shrank while read: the server reports size_mismatch
       const chunk = buf.subarray(0, n);
       fileHash.update(chunk);

@@ -95,6 +95,7 @@ export function parseRemoteName(name: string): string[] {
       throw refuse(name, "a component ends in a dot or space");
     }
   }
-  if (parts[0] === PARTIAL_DIR) throw refuse(name, `"${PARTIAL_DIR}" is reserved`);
+  // Case-blind: on a case-insensitive file system any spelling is the same directory.
+  if (parts[0]!.toLowerCase() === PARTIAL_DIR) throw refuse(name, `"${PARTIAL_DIR}" is reserved`);
   return parts;
 }

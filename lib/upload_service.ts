@@ -48,11 +48,16 @@ function bad(message: string, details: Record<string, number> = {}): ProtocolErr
 function ioFailure(name: string, error: unknown): ProtocolError {
   const text = error instanceof Error ? error.message : String(error);
   const full = /no space left|disk quota/i.test(text);
+  // The system's words only ("Is a directory (os error 21)"): what follows
+  // the first colon names server paths, which are not the client's business.
+  const reason = full ? "the disk is full" : text.split(":")[0]!.trim();
   return new ProtocolError(
     full ? "disk_full" : "io_error",
-    `Cannot store "${name}": ${full ? "the disk is full" : text}`,
+    `Cannot store "${name}": ${reason}`,
     {},
-    { cause: error },
+    {
+      cause: error,
+    },
   );
 }
 

@@ -86,6 +86,7 @@ export class UploadStore {
   readonly #partialTtl: number;
   /** Partial files being written now, by key: one writer per name. */
   readonly #active = new Set<string>();
+  #lastSweep = Date.now();
 
   private constructor(root: string, options: UploadStoreOptions) {
     this.root = root;
@@ -102,7 +103,8 @@ export class UploadStore {
    * @param dir an existing directory that only its owner may write to
    * @param options limits
    * @returns the store
-   * @throws {Error} when `dir` is missing, not a directory, or writable by group or others
+   * @throws {Error} when `dir` is missing, not a directory, or writable by group or
+   *   others, or when the free-space check is on and `--allow-sys=statfs` is not granted
    */
   static async open(dir: string, options: UploadStoreOptions = {}): Promise<UploadStore> {
     let info: Deno.FileInfo;
@@ -127,6 +129,15 @@ export class UploadStore {
       );
     }
     const store = new UploadStore(dir.replace(/\/+$/, "") || "/", options);
+    if (
+      (store.#reserveBytes > 0 || store.#reservePercent > 0) &&
+      Deno.permissions.querySync({ name: "sys", kind: "statfs" }).state !== "granted"
+    ) {
+      throw new Error(
+        `Cannot check free space in "${dir}": grant --allow-sys=statfs, or set reserveBytes ` +
+          "and reservePercent to 0 to upload without the check",
+      );
+    }
     try {
       await Deno.mkdir(store.#partials, { mode: 0o700 });
     } catch (error) {
@@ -177,6 +188,12 @@ export class UploadStore {
    */
   async begin(parts: string[], size: number, options: BeginOptions): Promise<PartialUpload> {
     const name = parts.join("/");
+    // A long-running server sweeps stale partials now and then, not only at start.
+    const now = Date.now();
+    if (now - this.#lastSweep > Math.min(this.#partialTtl / 24, 3_600_000)) {
+      this.#lastSweep = now;
+      await this.removeStalePartials();
+    }
     if (size > this.maxFileSize) {
       throw new ProtocolError(
         "too_large",
@@ -275,6 +292,8 @@ export class UploadStore {
         if (!create) continue;
         try {
           await Deno.mkdir(dir, { mode: 0o755 });
+          // A new directory is durable only once its parent is flushed.
+          await syncDir(dir.slice(0, dir.lastIndexOf("/")));
           continue;
         } catch (error) {
           if (!exists(error)) throw error;
@@ -284,9 +303,9 @@ export class UploadStore {
       if (info.isSymlink || !info.isDirectory) {
         throw new ProtocolError(
           "bad_name",
-          `Cannot accept "${parts.join("/")}": "${dir.slice(this.root.length + 1)}" is ${
-            info.isSymlink ? "a symbolic link" : "not a directory"
-          }`,
+          `Cannot accept "${parts.filter((p) => p !== "").join("/")}": "${
+            dir.slice(this.root.length + 1)
+          }" is ${info.isSymlink ? "a symbolic link" : "not a directory"}`,
           { reason: info.isSymlink ? "symlink in path" : "not a directory" },
         );
       }
@@ -477,7 +496,8 @@ export class PartialUpload {
             `Cannot accept "${s.name}": a file of that name appeared meanwhile`,
           );
         }
-        await Deno.remove(s.path);
+        // The file is in place: a leftover partial is swept later.
+        await Deno.remove(s.path).catch(() => {});
       }
       await syncDir(dir);
       return digest;

@@ -32,6 +32,7 @@ Deno.test("remote names that try to leave the directory are refused", () => {
     "trailing ",
     "file:stream",
     ".sockit-partial/x",
+    ".SOCKIT-Partial/x",
     "",
     "a".repeat(10_000),
     "a".repeat(256),

@@ -309,3 +309,30 @@ Deno.test("upload cannot be served without a token", async () => {
   const store = await UploadStore.open(dir.path);
   await rejects(serve({ listen: ["127.0.0.1:0"], services: [uploadService(store)] }), TypeError);
 });
+
+Deno.test("DATA frames fit the server's frame limit", async () => {
+  await using dir = await tempDir();
+  await Deno.chmod(dir.path, 0o755);
+  await using src = await tempDir();
+  const store = await UploadStore.open(dir.path, { reserveBytes: 0, reservePercent: 0 });
+  await using s = await startServer({
+    token: TOKEN,
+    maxFrame: 64 * 1024,
+    services: [uploadService(store)],
+  });
+  const data = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+  await Deno.writeFile(`${src.path}/a.bin`, data);
+  const summary = await upload(s.address, [`${src.path}/a.bin`], { token: TOKEN });
+  deepEqual(summary.committed, 1, JSON.stringify(summary.results));
+  deepEqual(sha(await Deno.readFile(`${dir.path}/a.bin`)), sha(data));
+});
+
+Deno.test("a name refused locally is a failure, and nothing of it is sent", async () => {
+  await using s = await uploadServer();
+  await using src = await tempDir();
+  await Deno.writeTextFile(`${src.path}/a.txt`, "x");
+  const summary = await upload(s.address, [`${src.path}/a.txt`], { token: TOKEN, to: "../up" });
+  deepEqual(summary.results.map((r) => [r.status, r.code, r.sent]), [["failed", "bad_name", 0]]);
+  deepEqual(summary.failed, 1);
+  deepEqual(await listing(s.dir), []);
+});
