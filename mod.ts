@@ -60,6 +60,8 @@ export * from "./lib/server.ts";
 export * from "./lib/service.ts";
 export * from "./lib/session.ts";
 export * from "./lib/token.ts";
+export * from "./lib/udp_client.ts";
+export * from "./lib/udp_server.ts";
 export * from "./lib/units.ts";
 export * from "./lib/upload.ts";
 export * from "./lib/upload_name.ts";
