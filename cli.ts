@@ -20,6 +20,7 @@ import { escapeForLog } from "./lib/escape.ts";
 import { defaultTokenPath, ensureToken, loadToken, TOKEN_ENV } from "./lib/token.ts";
 import { parseDuration, parseSize } from "./lib/units.ts";
 import type { ServerEvent } from "./lib/server.ts";
+import type { UdpEvent } from "./lib/udp_server.ts";
 import type { Service } from "./lib/service.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
@@ -60,6 +61,10 @@ Options:
       --upload-dir DIR         accept uploads into DIR (off by default); DIR must exist and
                                not be writable by group or others; needs a token like exec
       --max-upload-size SIZE   largest file accepted (default 4GiB)
+      --udp ADDR               also serve UDP echo on ADDR, repeatable (needs --unstable-net)
+      --udp-max-datagram SIZE  largest datagram echoed; larger ones are dropped (default 65507)
+      --udp-rate N             datagrams per second echoed per source (default 20000)
+      --udp-burst N            datagrams a source may send at once above its rate (default 2000)
       --max-conns N            connections served at once; more get "busy" (default 256)
       --max-startups N         connections in their handshake at once; more get "busy"
                                (default: a quarter of --max-conns, at most 64)
@@ -136,15 +141,22 @@ Examples:
   sockit exec 127.0.0.1:7070 --timeout 5s -- sh -c 'echo $HOME; sleep 10'
 `;
 
-const CLIENT_USAGE = `Usage: sockit client ADDR [--chat NAME | --raw] [options]
+const CLIENT_USAGE = `Usage: sockit client ADDR [--chat NAME | --raw | --udp] [options]
 
 Echo mode (default): sends each stdin line as a frame and prints each reply.
 Chat mode: joins the chat room as NAME; stdin lines are messages.
 Raw mode: no framing, like netcat; stdin EOF half-closes, output runs until the peer closes.
+UDP mode: each stdin line is one datagram to a UDP echo server; each reply is printed.
+  With --count, pings instead: numbered probes, each reply's round trip, then a summary.
 
 Options:
       --chat NAME              join the chat room as NAME
       --raw                    unframed bytes (talk to nc, socat or any TCP server)
+      --udp                    datagrams to a UDP echo server (sockit server --udp ADDR)
+      --count N                UDP ping: send N probes (exit 0 if any reply came, else 1)
+      --interval DUR           UDP ping: time between probes (default 1s)
+      --size BYTES             UDP ping: bytes per probe, 16 to 65507 (default 56)
+      --timeout DUR            UDP: wait for each reply (default 1s)
       --token-file FILE        prove this token to the server (or set SOCKIT_TOKEN)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
       --json                   print replies and events as NDJSON
@@ -156,6 +168,7 @@ Examples:
   printf 'hello\\nworld\\n' | sockit client 127.0.0.1:7070
   sockit client 127.0.0.1:7070 --chat ada
   echo hi | sockit client 127.0.0.1:9999 --raw
+  sockit client 127.0.0.1:7070 --udp --count 5 --interval 200ms
 `;
 
 class UsageError extends Error {
@@ -240,6 +253,10 @@ async function serverCommand(args: string[]): Promise<number> {
     "exec-timeout": { type: "string" },
     "upload-dir": { type: "string" },
     "max-upload-size": { type: "string" },
+    udp: { type: "string", multiple: true },
+    "udp-max-datagram": { type: "string" },
+    "udp-rate": { type: "string" },
+    "udp-burst": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, SERVER_USAGE);
@@ -302,8 +319,8 @@ async function serverCommand(args: string[]): Promise<number> {
   if (token === undefined && guarded) token = await generatedToken();
   if (values.exec) warnRunPermission(list(values["exec-allow"]));
   const onEvent = values.json
-    ? (event: ServerEvent) => print(Deno.stdout, formatEventJson(event) + "\n")
-    : (event: ServerEvent) => print(Deno.stderr, `sockit: ${formatEvent(event)}\n`);
+    ? (event: ServerEvent | UdpEvent) => print(Deno.stdout, formatEventJson(event) + "\n")
+    : (event: ServerEvent | UdpEvent) => print(Deno.stderr, `sockit: ${formatEvent(event)}\n`);
   const options = {
     listen,
     token,
@@ -329,11 +346,31 @@ async function serverCommand(args: string[]): Promise<number> {
     );
   }
   const server = await serve(defined);
-  const stop = () => server.shutdown();
+  let udp: { close(): Promise<void> } | undefined;
+  if (values.udp !== undefined) {
+    const { serveUdp } = await import("./lib/udp_server.ts");
+    try {
+      udp = serveUdp({
+        listen: values.udp.map((a) => flag(u, "udp", a, parseAddress)!),
+        maxDatagram: flag(u, "udp-max-datagram", values["udp-max-datagram"], parseSize),
+        rate: flag(u, "udp-rate", values["udp-rate"], count),
+        burst: flag(u, "udp-burst", values["udp-burst"], count),
+        onEvent,
+      });
+    } catch (error) {
+      await server.shutdown();
+      throw error;
+    }
+  }
+  const stop = () => {
+    udp?.close();
+    server.shutdown();
+  };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
   try {
     await server.finished;
+    await udp?.close();
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, stop);
   }
@@ -391,6 +428,11 @@ async function clientCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     chat: { type: "string" },
     raw: { type: "boolean" },
+    udp: { type: "boolean" },
+    count: { type: "string" },
+    interval: { type: "string" },
+    size: { type: "string" },
+    timeout: { type: "string" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
     json: { type: "boolean" },
@@ -406,9 +448,12 @@ async function clientCommand(args: string[]): Promise<number> {
       CLIENT_USAGE,
     );
   }
-  if (values.raw && values.chat !== undefined) {
-    throw new UsageError("--raw and --chat cannot be combined", CLIENT_USAGE);
-  }
+  const modes = [values.raw, values.chat !== undefined, values.udp].filter(Boolean).length;
+  if (modes > 1) throw new UsageError("--raw, --chat and --udp cannot be combined", CLIENT_USAGE);
+  const pingOnly = ["count", "interval", "size", "timeout"] as const;
+  const stray = pingOnly.find((name) => values[name] !== undefined);
+  if (!values.udp && stray) throw new UsageError(`--${stray} needs --udp`, CLIENT_USAGE);
+  if (values.udp) return await udpClient(positionals[0]!, values);
   const address = flag(CLIENT_USAGE, "address", positionals[0], parseAddress)!;
   const connectTimeout =
     flag(CLIENT_USAGE, "connect-timeout", values["connect-timeout"], parseDuration) ??
@@ -691,6 +736,86 @@ async function clientToken(service: string, tokenFile: string | undefined): Prom
 function errorName(error: unknown): string {
   if (error instanceof ConnectError) return "connect_failed";
   return error instanceof Error ? error.name : "error";
+}
+
+/** A ping probe size: its 16-byte header up to one datagram. */
+function probeSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes < 16 || bytes > 65_507) {
+    throw new RangeError(`Cannot use "${text}": expected 16 to 65507 bytes`);
+  }
+  return bytes;
+}
+
+async function udpClient(
+  addressText: string,
+  values: {
+    count?: string | undefined;
+    interval?: string | undefined;
+    size?: string | undefined;
+    timeout?: string | undefined;
+    json?: boolean | undefined;
+  },
+): Promise<number> {
+  const u = CLIENT_USAGE;
+  const address = flag(u, "address", addressText, parseAddress)!;
+  if (address.transport !== "tcp") {
+    throw new UsageError(`--udp needs HOST:PORT, not "${addressText}"`, u);
+  }
+  const timeout = flag(u, "timeout", values.timeout, period) ?? 1000;
+  const [{ ping, UdpTimeoutError }, { formatPingReply, formatPingSummary, udpLines }] =
+    await Promise.all([import("./lib/udp_client.ts"), import("./lib/udp_lines.ts")]);
+  const json = values.json ?? false;
+  if (values.count === undefined) {
+    try {
+      await udpLines(address, {
+        input: Deno.stdin,
+        output: Deno.stdout,
+        json,
+        escape: Deno.stdout.isTerminal(),
+        timeout,
+      });
+      return 0;
+    } catch (error) {
+      if (!(error instanceof UdpTimeoutError)) throw error;
+      print(Deno.stderr, `error: ${error.message}\n`);
+      return 1;
+    }
+  }
+  const text = addressText;
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const summary = await ping(address, {
+      count: flag(u, "count", values.count, count)!,
+      interval: flag(u, "interval", values.interval, period) ?? 1000,
+      size: flag(u, "size", values.size, probeSize) ?? 56,
+      timeout,
+      signal: interrupt.signal,
+      onReply: (reply) =>
+        print(
+          Deno.stdout,
+          (json ? JSON.stringify({ event: "reply", ...reply }) : formatPingReply(reply, text)) +
+            "\n",
+        ),
+    });
+    print(
+      Deno.stdout,
+      (json
+        ? JSON.stringify({ event: "summary", ...summary })
+        : `\n${formatPingSummary(summary)}`) + "\n",
+    );
+    if (summary.received + summary.late === 0 && !json) {
+      print(
+        Deno.stderr,
+        `sockit: no reply from ${text}: nothing answers there, or the port is closed or filtered\n`,
+      );
+    }
+    return summary.received + summary.late > 0 ? 0 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
 }
 
 function envReadable(): boolean {

@@ -61,6 +61,7 @@ export * from "./lib/service.ts";
 export * from "./lib/session.ts";
 export * from "./lib/token.ts";
 export * from "./lib/udp_client.ts";
+export * from "./lib/udp_lines.ts";
 export * from "./lib/udp_server.ts";
 export * from "./lib/units.ts";
 export * from "./lib/upload.ts";

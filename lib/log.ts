@@ -6,6 +6,7 @@
 
 import { escapeForLog } from "./escape.ts";
 import type { ServerEvent } from "./server.ts";
+import type { UdpEvent } from "./udp_server.ts";
 
 /**
  * Formats an event as one human-readable line (no newline). Values a peer
@@ -25,8 +26,18 @@ import type { ServerEvent } from "./server.ts";
  * );
  * ```
  */
-export function formatEvent(event: ServerEvent): string {
+export function formatEvent(event: ServerEvent | UdpEvent): string {
   switch (event.type) {
+    case "udp-listening":
+      return `listening on udp ${event.address}`;
+    case "udp-dropped":
+      return `udp dropped ${event.count} datagram${
+        event.count === 1 ? "" : "s"
+      } from ${event.remote}: ${
+        event.reason === "oversize" ? `oversize (${event.size} bytes)` : "rate limited"
+      }`;
+    case "udp-closed":
+      return `closed udp ${event.address}: ${event.stats.received} received, ${event.stats.echoed} echoed, ${event.stats.oversize} oversize, ${event.stats.rateLimited} rate limited`;
     case "listening":
       return `listening on ${event.address}`;
     case "connected":
@@ -70,6 +81,6 @@ export function formatEvent(event: ServerEvent): string {
  * });
  * ```
  */
-export function formatEventJson(event: ServerEvent, now: Date = new Date()): string {
+export function formatEventJson(event: ServerEvent | UdpEvent, now: Date = new Date()): string {
   return JSON.stringify({ time: now.toISOString(), ...event });
 }

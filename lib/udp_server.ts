@@ -44,15 +44,15 @@ export interface UdpServeOptions {
   /** `HOST:PORT` or `[IPV6]:PORT` addresses; port 0 picks a free port. */
   listen: readonly (string | Address)[];
   /** Largest datagram echoed; larger ones are counted and dropped. @default {65507} */
-  maxDatagram?: number;
+  maxDatagram?: number | undefined;
   /** Datagrams per second each source may have echoed. @default {20000} */
-  rate?: number;
+  rate?: number | undefined;
   /** Datagrams a source may send at once above its rate. @default {2000} */
-  burst?: number;
+  burst?: number | undefined;
   /** Sources tracked at once; the least recently seen is forgotten first. @default {4096} */
-  maxSources?: number;
+  maxSources?: number | undefined;
   /** Milliseconds between two drop reports for one source. @default {10000} */
-  reportInterval?: number;
+  reportInterval?: number | undefined;
   /** Called for every {@linkcode UdpEvent}. @default {undefined} */
   onEvent?: ((event: UdpEvent) => void) | undefined;
 }
