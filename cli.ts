@@ -345,18 +345,23 @@ async function serverCommand(args: string[]): Promise<number> {
       `sockit: warning: no token: any client that can connect is served (${hint})\n`,
     );
   }
+  // Every flag is checked before anything listens.
+  const udpOnly = ["udp-max-datagram", "udp-rate", "udp-burst"] as const;
+  const strayUdp = udpOnly.find((name) => values[name] !== undefined);
+  if (values.udp === undefined && strayUdp) throw new UsageError(`--${strayUdp} needs --udp`, u);
+  const udpOptions = values.udp === undefined ? undefined : {
+    listen: values.udp.map((a) => flag(u, "udp", a, udpAddress)!),
+    maxDatagram: flag(u, "udp-max-datagram", values["udp-max-datagram"], datagramSize),
+    rate: flag(u, "udp-rate", values["udp-rate"], count),
+    burst: flag(u, "udp-burst", values["udp-burst"], count),
+    onEvent,
+  };
   const server = await serve(defined);
   let udp: { close(): Promise<void> } | undefined;
-  if (values.udp !== undefined) {
+  if (udpOptions) {
     const { serveUdp } = await import("./lib/udp_server.ts");
     try {
-      udp = serveUdp({
-        listen: values.udp.map((a) => flag(u, "udp", a, parseAddress)!),
-        maxDatagram: flag(u, "udp-max-datagram", values["udp-max-datagram"], parseSize),
-        rate: flag(u, "udp-rate", values["udp-rate"], count),
-        burst: flag(u, "udp-burst", values["udp-burst"], count),
-        onEvent,
-      });
+      udp = serveUdp(udpOptions);
     } catch (error) {
       await server.shutdown();
       throw error;
@@ -738,6 +743,22 @@ function errorName(error: unknown): string {
   return error instanceof Error ? error.name : "error";
 }
 
+/** A UDP address: HOST:PORT or [IPV6]:PORT, not a Unix socket. */
+function udpAddress(text: string) {
+  const address = parseAddress(text);
+  if (address.transport !== "tcp") {
+    throw new TypeError(`Cannot serve UDP on "${text}": expected HOST:PORT or [IPV6]:PORT`);
+  }
+  return address;
+}
+
+/** A datagram size limit: 0 to 65,507 bytes. */
+function datagramSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes > 65_507) throw new RangeError(`Cannot use "${text}": expected at most 65507 bytes`);
+  return bytes;
+}
+
 /** A ping probe size: its 16-byte header up to one datagram. */
 function probeSize(text: string): number {
   const bytes = parseSize(text);
@@ -809,7 +830,8 @@ async function udpClient(
     if (summary.received + summary.late === 0 && !json) {
       print(
         Deno.stderr,
-        `sockit: no reply from ${text}: nothing answers there, or the port is closed or filtered\n`,
+        `sockit: no reply from ${text}: nothing answers there, the port is closed or ` +
+          "filtered, or the server drops probes of this size\n",
       );
     }
     return summary.received + summary.late > 0 ? 0 : 1;

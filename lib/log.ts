@@ -37,7 +37,7 @@ export function formatEvent(event: ServerEvent | UdpEvent): string {
         event.reason === "oversize" ? `oversize (${event.size} bytes)` : "rate limited"
       }`;
     case "udp-closed":
-      return `closed udp ${event.address}: ${event.stats.received} received, ${event.stats.echoed} echoed, ${event.stats.oversize} oversize, ${event.stats.rateLimited} rate limited`;
+      return `closed udp ${event.address}: ${event.stats.received} received, ${event.stats.echoed} echoed, ${event.stats.oversize} oversize, ${event.stats.rateLimited} rate limited, ${event.stats.sendErrors} send errors`;
     case "listening":
       return `listening on ${event.address}`;
     case "connected":

@@ -54,15 +54,33 @@ function udpTarget(address: UdpAddress): Deno.NetAddr {
 function localSocket(target: Deno.NetAddr): Deno.DatagramConn {
   requireDatagrams();
   const v6 = target.hostname.includes(":");
-  const loopback = v6 ? target.hostname === "::1" : target.hostname.startsWith("127.");
-  const hostname = loopback ? target.hostname : v6 ? "::" : "0.0.0.0";
+  const ip = canonicalIp(target.hostname);
+  const loopback = v6 ? ip === "[::1]" : ip?.startsWith("127.") === true;
+  const hostname = loopback ? (v6 ? "::1" : ip!) : v6 ? "::" : "0.0.0.0";
   return Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
 }
 
-/** Whether a reply came from the address asked. */
+/** An IP address in text, with IPv4-mapped IPv6 unwrapped and IPv6 in canonical form. */
+function canonicalIp(text: string): string | undefined {
+  const host = text.replace(/^::ffff:(?=\d+\.)/i, "");
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return host;
+  if (!host.includes(":")) return undefined; // a name, not an address
+  try {
+    return new URL(`http://[${host}]/`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a reply came from the address asked. For a host name (not an IP
+ * address) only the port can be checked: the name's addresses are not known
+ * here.
+ */
 function sameAddress(a: Deno.Addr, b: Deno.NetAddr): boolean {
-  return a.transport === "udp" && a.port === b.port &&
-    a.hostname.replace(/^::ffff:/, "") === b.hostname;
+  if (a.transport !== "udp" || a.port !== b.port) return false;
+  const want = canonicalIp(b.hostname);
+  return want === undefined || canonicalIp(a.hostname) === want;
 }
 
 /** Options for {@linkcode udpRequest}. */
@@ -300,8 +318,9 @@ export async function ping(
   const min = received ? Math.min(...rtts) : NaN;
   const max = received ? Math.max(...rtts) : NaN;
   const avg = received ? rtts.reduce((a, b) => a + b, 0) / received : NaN;
+  // Clamped: rounding can make the variance of equal samples a hair below 0.
   const mdev = received
-    ? Math.sqrt(rtts.reduce((a, b) => a + b * b, 0) / received - avg * avg)
+    ? Math.sqrt(Math.max(0, rtts.reduce((a, b) => a + b * b, 0) / received - avg * avg))
     : NaN;
   return {
     address: formatAddress(target),

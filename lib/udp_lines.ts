@@ -158,7 +158,9 @@ export function formatPingSummary(summary: PingSummary): string {
   ].filter(Boolean);
   const lines = [
     `--- ${summary.address} sockit ping statistics ---`,
-    `${summary.sent} datagrams sent, ${summary.received} received, ${summary.loss}% loss${
+    `${summary.sent} datagram${
+      summary.sent === 1 ? "" : "s"
+    } sent, ${summary.received} received, ${summary.loss}% loss${
       extras.length ? `, ${extras.join(", ")}` : ""
     }, time ${summary.duration} ms`,
   ];

@@ -192,9 +192,9 @@ export class UdpServer implements AsyncDisposable {
   }
 
   async #serve(conn: Deno.DatagramConn): Promise<void> {
-    // One byte more than the largest datagram: a longer one cannot exist
-    // over IPv4, and one that fills the buffer is known to be oversize.
-    const buf = new Uint8Array(MAX_UDP_PAYLOAD + 1);
+    // Room for the largest UDP payload of either family (65,535 − 8 over
+    // IPv6), so an oversize datagram is reported with its real size.
+    const buf = new Uint8Array(65_536);
     const address = formatAddress(conn.addr);
     try {
       for (;;) {

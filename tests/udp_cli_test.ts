@@ -116,7 +116,7 @@ Deno.test("ping to a port where nothing listens: 100% loss, a clear line, exit 1
   ]);
   deepEqual(r.code, 1);
   match(r.stdout, /2 datagrams sent, 0 received, 100% loss/);
-  match(r.stderr, /no reply from .*: nothing answers there, or the port is closed or filtered/);
+  match(r.stderr, /no reply from .*: nothing answers there, the port is closed or filtered/);
 });
 
 Deno.test("a line with no answer fails the UDP client with exit 1", async () => {
@@ -145,6 +145,22 @@ Deno.test("UDP usage errors exit 2", async (t) => {
     await t.step(name, async () => {
       const r = await sockit([], [...args]);
       deepEqual(r.code, 2, r.stderr);
+    });
+  }
+});
+
+Deno.test("UDP server flags are checked before anything listens", async (t) => {
+  for (
+    const [name, args] of [
+      ["--udp-rate without --udp", ["--udp-rate", "5"]],
+      ["a datagram limit above 65507", ["--udp", "127.0.0.1:0", "--udp-max-datagram", "64KiB"]],
+      ["a Unix socket address", ["--udp", "unix:sockit-udp.sock"]],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      const r = await sockit(NET, ["server", "--listen", "127.0.0.1:0", ...args]);
+      deepEqual(r.code, 2, r.stderr);
+      ok(!r.stderr.includes("listening"), r.stderr);
     });
   }
 });

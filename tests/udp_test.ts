@@ -199,3 +199,22 @@ Deno.test("without --unstable-net the error names the flag", async () => {
     /Deno\.listenDatagram is unstable; run Deno with --unstable-net/,
   );
 });
+
+Deno.test("a reply is matched to a target written in a non-canonical IPv6 form", async () => {
+  let server;
+  try {
+    server = serveUdp({ listen: ["[::1]:0"] });
+  } catch (error) {
+    console.log(`skipping: no IPv6 loopback here (${error})`);
+    return;
+  }
+  await using _ = server;
+  const { port } = server.addrs[0]!;
+  deepEqual(await udpRequest(`[0:0:0:0:0:0:0:1]:${port}`, bytes(4)), bytes(4));
+});
+
+Deno.test("equal round trips give a deviation of 0, never NaN", async () => {
+  await using server = serveUdp({ listen: ["127.0.0.1:0"] });
+  const summary = await ping(server.addrs[0]!, { count: 1 });
+  deepEqual(summary.mdev, 0);
+});
