@@ -114,6 +114,8 @@ export class FrameReader {
   /** End of valid bytes in #buf. */
   #end = 0;
   #bytesRead = 0;
+  /** Length of the last frame returned: large ones keep the buffer grown. */
+  #lastLength = 0;
 
   /**
    * Creates a `FrameReader`.
@@ -203,6 +205,7 @@ export class FrameReader {
         if (have >= need) {
           const payloadStart = this.#start + FRAME_HEADER_LENGTH;
           this.#start += need;
+          this.#lastLength = length;
           return this.#buf.subarray(payloadStart, payloadStart + length);
         }
       }
@@ -231,7 +234,13 @@ export class FrameReader {
     const have = this.#end - this.#start;
     if (have === 0) {
       this.#start = this.#end = 0;
-      if (this.#buf.length > RESTING_LIMIT && need <= this.#restingSize) {
+      // Back to the small resting buffer once frames are small again; a
+      // stream of large frames (bulk data) keeps the grown one, which it
+      // would otherwise regrow, copying, for every frame.
+      if (
+        this.#buf.length > RESTING_LIMIT && need <= this.#restingSize &&
+        this.#lastLength <= this.#restingSize
+      ) {
         this.#buf = new Uint8Array(this.#restingSize);
       }
       return this.#buf;
@@ -357,47 +366,88 @@ export class FrameWriter {
   }
 
   /** Writes every frame appended so far, after any flush already running. */
-  async flush(): Promise<void> {
-    // Flushes run one at a time, in call order. Uncontended, a flush costs
-    // no promise of its own; a flush that finds one running queues and is
+  flush(): Promise<void> {
+    return this.#inTurn(undefined);
+  }
+
+  /**
+   * Writes one frame that the caller built in place, after everything
+   * appended before it, without copying it: `frame` holds 4 bytes for the
+   * header (filled in here) followed by the payload. For bulk data, where
+   * the copy into the batch would cost more than the extra write.
+   *
+   * @param frame the header room and the payload
+   * @throws {FrameTooLargeError} when the payload is longer than `maxFrameLength`
+   */
+  writeFrame(frame: Uint8Array): Promise<void> {
+    const length = frame.length - FRAME_HEADER_LENGTH;
+    if (length < 0) throw new RangeError("Cannot write frame: no room for the header");
+    if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
+    frame[0] = length >>> 24;
+    frame[1] = (length >>> 16) & 0xff;
+    frame[2] = (length >>> 8) & 0xff;
+    frame[3] = length & 0xff;
+    return this.#inTurn(frame);
+  }
+
+  async #inTurn(frame: Uint8Array | undefined): Promise<void> {
+    // Writes run one at a time, in call order. Uncontended, a turn costs
+    // no promise of its own; a call that finds one running queues and is
     // handed the turn when that one ends. Once a write has failed, the bytes
-    // on the wire are cut short, so every later flush fails with that error:
+    // on the wire are cut short, so every later call fails with that error:
     // a caller whose frames left in the failed batch learns they were lost.
     if (this.#busy) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     else this.#busy = true;
-    const end = this.#end;
-    const out = this.#buf;
     try {
       if (this.#failed) throw this.#failed.error;
-      if (end === 0) return;
-      // Frames appended while this write runs go to the spare buffer.
-      this.#buf = this.#spare;
-      this.#spare = EMPTY;
-      this.#end = 0;
-      this.#inFlight = end;
-      for (let at = 0; at < end;) {
-        const n = await this.#sink.write(
-          at === 0 && end === out.length ? out : out.subarray(at, end),
-        );
-        at += n;
-        this.#bytesWritten += n;
+      await this.#writeBatch();
+      if (frame) {
+        this.#inFlight = frame.length;
+        try {
+          await this.#write(frame, frame.length);
+        } finally {
+          this.#inFlight = 0;
+        }
       }
     } catch (error) {
       this.#failed ??= { error };
       throw error;
     } finally {
-      if (end > 0) {
-        this.#inFlight = 0;
-        if (this.#end === 0 && out.length <= RESTING_LIMIT) {
-          // Idle again: keep one buffer, not two.
-          this.#buf = out;
-        } else if (out.length <= RESTING_LIMIT) {
-          this.#spare = out;
-        }
-      }
       const next = this.#waiters.shift();
       if (next) next();
       else this.#busy = false;
+    }
+  }
+
+  async #writeBatch(): Promise<void> {
+    const end = this.#end;
+    if (end === 0) return;
+    const out = this.#buf;
+    // Frames appended while this write runs go to the spare buffer.
+    this.#buf = this.#spare;
+    this.#spare = EMPTY;
+    this.#end = 0;
+    this.#inFlight = end;
+    try {
+      await this.#write(out, end);
+    } finally {
+      this.#inFlight = 0;
+      if (this.#end === 0 && out.length <= RESTING_LIMIT) {
+        // Idle again: keep one buffer, not two.
+        this.#buf = out;
+      } else if (out.length <= RESTING_LIMIT) {
+        this.#spare = out;
+      }
+    }
+  }
+
+  async #write(bytes: Uint8Array, end: number): Promise<void> {
+    for (let at = 0; at < end;) {
+      const n = await this.#sink.write(
+        at === 0 && end === bytes.length ? bytes : bytes.subarray(at, end),
+      );
+      at += n;
+      this.#bytesWritten += n;
     }
   }
 }

@@ -1,4 +1,4 @@
-import { deepEqual, rejects, throws } from "node:assert/strict";
+import { deepEqual, ok, rejects, throws } from "node:assert/strict";
 import fc from "fast-check";
 import {
   encodeFrame,
@@ -289,4 +289,48 @@ Deno.test("FrameWriter refuses a frame above its limit", () => {
   });
   throws(() => writer.frame(bytes(1), new Uint8Array(4)), FrameTooLargeError);
   deepEqual(writer.pending, 0);
+});
+
+Deno.test("FrameWriter.writeFrame sends a frame built in place, after what was batched", async () => {
+  const writes: Uint8Array[] = [];
+  const writer = new FrameWriter({
+    write: (p) => {
+      writes.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+  });
+  writer.frame(bytes(1));
+  const frame = new Uint8Array(4 + 3);
+  frame.set([7, 8, 9], 4);
+  await writer.writeFrame(frame);
+  const decoded = await viaStream([concat(writes)]);
+  deepEqual(decoded, [bytes(1), bytes(7, 8, 9)]);
+  // The caller's buffer went out as it was: no copy.
+  deepEqual(writes.length, 2);
+  deepEqual(writes[1], bytes(0, 0, 0, 3, 7, 8, 9));
+});
+
+Deno.test("FrameReader keeps its grown buffer through a run of large frames", async () => {
+  const big = new Uint8Array(600 * 1024).fill(5);
+  const wire = concat([encodeFrame(big), encodeFrame(big), encodeFrame(bytes(1))]);
+  const sizes: number[] = [];
+  let at = 0;
+  const source = {
+    read(p: Uint8Array): Promise<number | null> {
+      sizes.push(p.length);
+      if (at >= wire.length) return Promise.resolve(null);
+      // One frame's worth at most per read, like a socket under load.
+      const n = Math.min(p.length, wire.length - at, big.length + 4);
+      p.set(wire.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+  const reader = new FrameReader(source, { bufferSize: 1024 });
+  deepEqual((await reader.read())?.length, big.length);
+  const reads = sizes.length;
+  deepEqual((await reader.read())?.length, big.length);
+  // The second large frame needed no regrowth from 1 KiB (a dozen reads).
+  ok(sizes.length - reads <= 3, `reads for the second frame: ${sizes.slice(reads)}`);
+  deepEqual(await reader.read(), bytes(1));
 });
