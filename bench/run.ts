@@ -13,6 +13,10 @@
  * 4. remote exec (`bench/exec_bench.ts`): round trips of `true` and `cat` of
  *    10 MB through sockit's CLI and library, ssh (when sshd is installed) and
  *    the seed's Python exec server, medians and 90th percentiles of 30 and 10
+ *    runs;
+ * 5. upload (`bench/upload_bench.ts`): a 1 GiB file and a tree of 10,000
+ *    files of 4 KiB through sockit's CLI, socat (the ceiling, for the file),
+ *    scp (when sshd is installed) and the seed's Python upload, medians of 3
  *    runs.
  *
  * Every measurement is repeated (3 times by default) and the median is
@@ -20,7 +24,8 @@
  * check of the project's targets.
  *
  * ```sh
- * deno task bench [--reps N] [--duration MS] [--warmup MS] [--no-codec] [--no-exec] [--out FILE]
+ * deno task bench [--reps N] [--duration MS] [--warmup MS] [--no-codec] [--no-exec] [--no-upload]
+ *   [--out FILE]
  * ```
  *
  * `--out FILE` also writes every sample as JSON.
@@ -42,6 +47,7 @@ import {
 } from "./_servers.ts";
 import { sleep } from "./_time.ts";
 import { EXEC_DEFAULTS, runExecBench } from "./exec_bench.ts";
+import { runUploadBench, UPLOAD_DEFAULTS } from "./upload_bench.ts";
 
 /** Concurrent clients per echo measurement. */
 const CLIENT_COUNTS = [1, 100, 1000] as const;
@@ -389,6 +395,7 @@ async function main(args: string[]): Promise<void> {
       warmup: { type: "string", default: "500" },
       "no-codec": { type: "boolean", default: false },
       "no-exec": { type: "boolean", default: false },
+      "no-upload": { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -425,6 +432,16 @@ async function main(args: string[]): Promise<void> {
     }
   }
 
+  let uploadReport = "";
+  if (!values["no-upload"]) {
+    progress("upload: a 1 GiB file and 10,000 small files");
+    const upload = await runUploadBench(UPLOAD_DEFAULTS, progress);
+    uploadReport = upload.report;
+    for (const [key, values] of Object.entries(upload.samples)) {
+      for (const value of values) record(samples, "upload", key, value);
+    }
+  }
+
   const seconds = (performance.now() - started) / 1000;
   console.log(
     [
@@ -435,6 +452,7 @@ async function main(args: string[]): Promise<void> {
       echoReport(samples, servers, reps),
       targetReport(samples),
       execReport,
+      uploadReport,
     ].filter((part) => part !== "").join("\n\n"),
   );
 
