@@ -153,30 +153,32 @@ export class UdpServer implements AsyncDisposable {
   }
 
   /**
-   * The bucket of `remote`, refilled for the time since it was last seen and
-   * moved to the end of the table (the first entry is the one to forget).
+   * The bucket of `remote`, refilled for the time since it was last seen.
+   * A new source may push out the oldest one in the table (by first
+   * sight: cheaper per datagram than keeping a strict least-recently-used
+   * order, and a forgotten busy source only starts again with a full
+   * bucket).
    */
   #touch(remote: string, now: number): Source {
     let source = this.#sources.get(remote);
     if (source) {
-      this.#sources.delete(remote);
       source.tokens = Math.min(
         this.#burst,
         source.tokens + (now - source.last) * this.#rate / 1000,
       );
       source.last = now;
-    } else {
-      if (this.#sources.size >= this.#maxSources) {
-        this.#sources.delete(this.#sources.keys().next().value!);
-      }
-      source = { tokens: this.#burst, last: now, dropped: 0, reported: -Infinity };
+      return source;
     }
+    if (this.#sources.size >= this.#maxSources) {
+      this.#sources.delete(this.#sources.keys().next().value!);
+    }
+    source = { tokens: this.#burst, last: now, dropped: 0, reported: -Infinity };
     this.#sources.set(remote, source);
     return source;
   }
 
   #drop(
-    remote: string,
+    remote: Deno.Addr,
     source: Source,
     reason: "oversize" | "rate_limited",
     size: number,
@@ -186,7 +188,13 @@ export class UdpServer implements AsyncDisposable {
     // One report per source per interval, with the count: a flood cannot
     // flood the log too.
     if (now - source.reported < this.#reportInterval) return;
-    this.#onEvent({ type: "udp-dropped", remote, reason, size, count: source.dropped });
+    this.#onEvent({
+      type: "udp-dropped",
+      remote: formatAddress(remote),
+      reason,
+      size,
+      count: source.dropped,
+    });
     source.reported = now;
     source.dropped = 0;
   }
@@ -209,17 +217,18 @@ export class UdpServer implements AsyncDisposable {
           throw error;
         }
         this.stats.received++;
-        const from = formatAddress(remote);
+        // A cheap key: this runs for every datagram.
+        const from = `${(remote as Deno.NetAddr).hostname}:${(remote as Deno.NetAddr).port}`;
         const now = performance.now();
         const source = this.#touch(from, now);
         if (data.length > this.#maxDatagram) {
           this.stats.oversize++;
-          this.#drop(from, source, "oversize", data.length, now);
+          this.#drop(remote, source, "oversize", data.length, now);
           continue;
         }
         if (source.tokens < 1) {
           this.stats.rateLimited++;
-          this.#drop(from, source, "rate_limited", data.length, now);
+          this.#drop(remote, source, "rate_limited", data.length, now);
           continue;
         }
         source.tokens -= 1;
