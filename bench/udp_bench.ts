@@ -39,9 +39,10 @@
  * ```
  *
  * Permissions: `--allow-net=127.0.0.1` (nothing is sent elsewhere),
- * `--allow-run` (the servers, the load generators, `cat` of `/proc/PID/stat`),
- * `--allow-read` (the module paths), `--allow-env` (Deno's own `node:`
- * modules); `--allow-write` only with `--out FILE`. The servers need
+ * `--allow-run` (the servers, the load generators, `cat` of `/proc/PID/stat`)
+ * and `--allow-read` (module paths); `--allow-write` only for `--out FILE`.
+ * `--allow-env` is not needed, only accepted, so the command above matches
+ * `deno task bench`'s. The servers and `bench/udp_load.ts` need
  * `--unstable-net`, which the repository's `deno.json` turns on.
  *
  * @module
@@ -84,7 +85,8 @@ export interface UdpBenchResult {
    * Every sample by key `LOAD CASE SERVER WHAT`: WHAT is `rate` (datagrams a
    * second), `cpu` (server CPU µs per datagram), `load-cpu` (the load
    * generator's CPU share, 1 = one core), `lost` (requests unanswered in
-   * 200 ms) or `late` (replies to requests already counted as lost).
+   * 200 ms), `late` (replies to requests already counted as lost) or
+   * `drop-reports` (sockit's `udp-dropped` events: sources it rate-limited).
    */
   samples: Record<string, number[]>;
 }
@@ -456,6 +458,18 @@ function report(
     `- anchors for this machine kind: one at a time ${ANCHORS.sequential} k/s for everyone; ` +
     `32 in flight: Python ≈ ${ANCHORS.inflightPython} k/s, plain Deno ≈ ${ANCHORS.inflightRaw} k/s`,
   ];
+  for (const load of loads) {
+    for (const shape of shapes) {
+      const reports = sum(samples[key(load, shape, "sockit", "drop-reports")]);
+      if (reports > 0) {
+        notes.push(
+          `- ${shape.label}, load generator ${load}: sockit reported drops (\`udp-dropped\`) ` +
+            `for ${reports} source${reports === 1 ? "" : "s"} over all repetitions: its ` +
+            `per-source limit, so those requests count as lost`,
+        );
+      }
+    }
+  }
   if (sockitCounters) notes.push(`- sockit's own counters at the end: ${sockitCounters}`);
   for (const [what, message] of failures) notes.push(`- failed: ${what}: ${message}`);
   parts.push("Notes:", notes.join("\n"));
@@ -501,6 +515,7 @@ export async function runUdpBench(
             const server = servers[(i + rep) % servers.length]!;
             const name = `${load} load, ${shape.label}, ${server.spec.label}`;
             let result: LoadResult | undefined;
+            const seen = server.events.length;
             try {
               result = await measure(server, load, python, shape, options);
             } catch (error) {
@@ -515,6 +530,12 @@ export async function runUdpBench(
             put("load-cpu", result?.loadCpu ?? NaN);
             put("lost", result?.lost ?? NaN);
             put("late", result?.late ?? NaN);
+            // sockit reports the first drop of each source at once (then one
+            // report per source per 10 s): reports are the sources limited.
+            put(
+              "drop-reports",
+              server.events.slice(seen).filter((e) => e.type === "udp-dropped").length,
+            );
             if (result) {
               notes.push(
                 `${server.spec.label} ${formatRate(result.rate)} (${
