@@ -17,7 +17,10 @@
  * 5. upload (`bench/upload_bench.ts`): a 1 GiB file and a tree of 10,000
  *    files of 4 KiB through sockit's CLI, socat (the ceiling, for the file),
  *    scp (when sshd is installed) and the seed's Python upload, medians of 3
- *    runs.
+ *    runs;
+ * 6. UDP echo (`bench/udp_bench.ts`): 64-byte datagrams one at a time and 32
+ *    in flight, sockit against a plain `Deno.listenDatagram` echo and the
+ *    seed's Python loop.
  *
  * Every measurement is repeated (3 times by default) and the median is
  * reported, with the ratios sockit / raw Deno and sockit / Python and a
@@ -25,7 +28,7 @@
  *
  * ```sh
  * deno task bench [--reps N] [--duration MS] [--warmup MS] [--no-codec] [--no-exec] [--no-upload]
- *   [--out FILE]
+ *   [--no-udp] [--out FILE]
  * ```
  *
  * `--out FILE` also writes every sample as JSON.
@@ -47,6 +50,7 @@ import {
 } from "./_servers.ts";
 import { sleep } from "./_time.ts";
 import { EXEC_DEFAULTS, runExecBench } from "./exec_bench.ts";
+import { runUdpBench, UDP_DEFAULTS } from "./udp_bench.ts";
 import { runUploadBench, UPLOAD_DEFAULTS } from "./upload_bench.ts";
 
 /** Concurrent clients per echo measurement. */
@@ -396,6 +400,7 @@ async function main(args: string[]): Promise<void> {
       "no-codec": { type: "boolean", default: false },
       "no-exec": { type: "boolean", default: false },
       "no-upload": { type: "boolean", default: false },
+      "no-udp": { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -442,6 +447,16 @@ async function main(args: string[]): Promise<void> {
     }
   }
 
+  let udpReport = "";
+  if (!values["no-udp"]) {
+    progress("udp: 64-byte datagrams, one at a time and 32 in flight");
+    const udp = await runUdpBench(UDP_DEFAULTS, progress);
+    udpReport = udp.report;
+    for (const [key, values] of Object.entries(udp.samples)) {
+      for (const value of values) record(samples, "udp", key, value);
+    }
+  }
+
   const seconds = (performance.now() - started) / 1000;
   console.log(
     [
@@ -453,6 +468,7 @@ async function main(args: string[]): Promise<void> {
       targetReport(samples),
       execReport,
       uploadReport,
+      udpReport,
     ].filter((part) => part !== "").join("\n\n"),
   );
 
