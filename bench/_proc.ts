@@ -303,3 +303,26 @@ export async function cpuSeconds(pid: number): Promise<number> {
   if (!Number.isFinite(utime + stime)) throw new Error(`Cannot read CPU time of process ${pid}`);
   return (utime + stime) / USER_HZ;
 }
+
+/**
+ * The real Python interpreter (`sys.executable`), not a version manager's
+ * shim (a shell script that costs tens of milliseconds per start), or
+ * `undefined` when there is no `python3`.
+ *
+ * @returns the interpreter's path
+ */
+export async function findPython(): Promise<string | undefined> {
+  try {
+    const { success, stdout } = await new Deno.Command("python3", {
+      args: ["-c", "import sys; print(sys.executable)"],
+      stdin: "null",
+      stderr: "null",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    const path = new TextDecoder().decode(stdout).trim();
+    return success && path !== "" ? path : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

@@ -37,7 +37,7 @@
 
 import { parseArgs } from "node:util";
 import { exec } from "../mod.ts";
-import { fromRoot, Proc, withCleanup } from "./_proc.ts";
+import { findPython, fromRoot, Proc, withCleanup } from "./_proc.ts";
 import { type Sshd, startSshd } from "./_sshd.ts";
 import { withTimeout } from "./_time.ts";
 
@@ -276,26 +276,6 @@ async function listening(proc: Proc, isProblem: (line: string) => boolean): Prom
     };
   } catch (error) {
     await proc.stop();
-    throw error;
-  }
-}
-
-/**
- * The real Python interpreter: `python3` may be a version manager's shim, a
- * shell script that costs tens of milliseconds per start.
- */
-async function findPython(): Promise<string | undefined> {
-  try {
-    const { success, stdout } = await new Deno.Command("python3", {
-      args: ["-c", "import sys; print(sys.executable)"],
-      stdin: "null",
-      stderr: "null",
-      signal: AbortSignal.timeout(20_000),
-    }).output();
-    const path = decoder.decode(stdout).trim();
-    return success && path !== "" ? path : undefined;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }

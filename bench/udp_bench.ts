@@ -49,7 +49,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { cpuSeconds, fromRoot, Proc, withCleanup } from "./_proc.ts";
+import { cpuSeconds, findPython, fromRoot, Proc, withCleanup } from "./_proc.ts";
 
 /** Options of {@linkcode runUdpBench}. */
 export interface UdpBenchOptions {
@@ -104,7 +104,6 @@ const FINISH_MS = 30_000;
 const LOSS_TIMEOUT_MS = 200;
 
 const DENO = Deno.execPath();
-const decoder = new TextDecoder();
 
 // ---------------------------------------------------------------------------
 // Servers
@@ -197,23 +196,6 @@ async function startServer(spec: ServerSpec): Promise<RunningServer> {
     };
   } catch (error) {
     await proc.stop();
-    throw error;
-  }
-}
-
-/** The real interpreter (`sys.executable`), not a version manager's shim, or undefined. */
-async function findPython(): Promise<string | undefined> {
-  try {
-    const { success, stdout } = await new Deno.Command("python3", {
-      args: ["-c", "import sys; print(sys.executable)"],
-      stdin: "null",
-      stderr: "null",
-      signal: AbortSignal.timeout(20_000),
-    }).output();
-    const path = decoder.decode(stdout).trim();
-    return success && path !== "" ? path : undefined;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }

@@ -46,7 +46,7 @@
 
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import { cpuSeconds, fromRoot, Proc, withCleanup } from "./_proc.ts";
+import { cpuSeconds, findPython, fromRoot, Proc, withCleanup } from "./_proc.ts";
 import { findProgram, type Sshd, startSshd } from "./_sshd.ts";
 
 /** Options of {@linkcode runUploadBench}. */
@@ -313,26 +313,6 @@ async function startPython(python: string, dir: string): Promise<Running> {
     return { proc, address: String(event.address), [Symbol.asyncDispose]: () => proc.stop() };
   } catch (error) {
     await proc.stop();
-    throw error;
-  }
-}
-
-/**
- * The real Python interpreter: `python3` may be a version manager's shim, a
- * shell script that costs tens of milliseconds per start.
- */
-async function findPython(): Promise<string | undefined> {
-  try {
-    const { success, stdout } = await new Deno.Command("python3", {
-      args: ["-c", "import sys; print(sys.executable)"],
-      stdin: "null",
-      stderr: "null",
-      signal: AbortSignal.timeout(20_000),
-    }).output();
-    const path = decoder.decode(stdout).trim();
-    return success && path !== "" ? path : undefined;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }
