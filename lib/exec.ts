@@ -7,10 +7,11 @@
  */
 
 import { type Address, formatAddress, parseAddress } from "./address.ts";
-import { type ClientSession, connect, type ConnectOptions, type Message } from "./client.ts";
+import { type ClientSession, connect, type ConnectOptions } from "./client.ts";
 import { ProtocolError } from "./errors.ts";
 import { type ExecStatus, parseExecExit, STREAM_CHUNK, StreamId } from "./exec_protocol.ts";
-import { decodeControl, encodeControl, MessageType } from "./protocol.ts";
+import { messageJson } from "./_message.ts";
+import { encodeControl, MessageType } from "./protocol.ts";
 
 /** Options for {@linkcode exec}. */
 export interface ExecOptions extends Omit<ConnectOptions, "service" | "params" | "token"> {
@@ -28,14 +29,6 @@ export interface ExecOptions extends Omit<ConnectOptions, "service" | "params" |
    * @default {"null"}
    */
   stdin?: "piped" | "null";
-}
-
-/** The JSON object of an EVENT message. */
-function eventBody(message: Message): Record<string, unknown> {
-  const payload = new Uint8Array(1 + message.body.length);
-  payload[0] = message.type;
-  payload.set(message.body, 1);
-  return decodeControl(payload);
 }
 
 /** Bytes of output queued for a reader before the server is made to wait. */
@@ -204,7 +197,7 @@ export class RemoteProcess implements AsyncDisposable {
           this.#credit += new DataView(body.buffer, body.byteOffset, 4).getUint32(0);
           this.#wakeWriter();
         } else if (type === MessageType.Event) {
-          const event = eventBody(message);
+          const event = messageJson(message);
           if (event.kind !== "exit") continue;
           const status = parseExecExit(event);
           out.end();
@@ -310,7 +303,7 @@ export async function exec(
         );
       }
       if (message.type !== MessageType.Event) continue;
-      const event = eventBody(message);
+      const event = messageJson(message);
       if (event.kind !== "started") continue;
       const window = event.stdinWindow;
       if (!Number.isSafeInteger(window) || (window as number) < 0) {

@@ -8,10 +8,11 @@
 import { createHash, type Hash } from "node:crypto";
 import { basename } from "node:path";
 import type { Address } from "./address.ts";
-import { type ClientSession, connect, type ConnectOptions, type Message } from "./client.ts";
+import { type ClientSession, connect, type ConnectOptions } from "./client.ts";
 import { ProtocolError } from "./errors.ts";
 import { FRAME_HEADER_LENGTH } from "./frame.ts";
-import { decodeControl, encodeControl, MessageType } from "./protocol.ts";
+import { messageJson } from "./_message.ts";
+import { encodeControl, MessageType } from "./protocol.ts";
 import { parseRemoteName } from "./upload_name.ts";
 
 /** Options for {@linkcode upload}. */
@@ -180,7 +181,7 @@ class Answers {
           );
         }
         if (message.type !== MessageType.Event) continue;
-        const event = eventBody(message);
+        const event = messageJson(message);
         // Kinds this version does not know are skipped, as the protocol asks.
         if (!ANSWER_KINDS.has(event.kind as string)) continue;
         const next = this.#waiting.shift();
@@ -208,13 +209,6 @@ class Answers {
     const first = this.#early[0];
     return first?.kind === "failed" && first.name === name ? first : undefined;
   }
-}
-
-function eventBody(message: Message): Record<string, unknown> {
-  const payload = new Uint8Array(1 + message.body.length);
-  payload[0] = message.type;
-  payload.set(message.body, 1);
-  return decodeControl(payload);
 }
 
 /**

@@ -6,8 +6,19 @@ import {
   serveUdp,
   type UdpEvent,
   udpRequest,
+  type UdpServer,
   UdpTimeoutError,
 } from "../mod.ts";
+
+/** A UDP echo server on [::1], or undefined (with a note) where there is no IPv6 loopback. */
+function ipv6Server(): UdpServer | undefined {
+  try {
+    return serveUdp({ listen: ["[::1]:0"] });
+  } catch (error) {
+    console.log(`skipping: no IPv6 loopback here (${error})`);
+    return undefined;
+  }
+}
 
 const bytes = (n: number) => new Uint8Array(n).map((_, i) => (i * 31 + 7) & 0xff);
 
@@ -21,13 +32,8 @@ Deno.test("datagrams of 0, 1, 1,200 and 65,507 bytes come back byte-exact", asyn
 });
 
 Deno.test("IPv6 loopback works too", async () => {
-  let server;
-  try {
-    server = serveUdp({ listen: ["[::1]:0"] });
-  } catch (error) {
-    console.log(`skipping: no IPv6 loopback here (${error})`);
-    return;
-  }
+  const server = ipv6Server();
+  if (!server) return;
   await using _ = server;
   deepEqual(await udpRequest(server.addrs[0]!, bytes(10)), bytes(10));
 });
@@ -201,13 +207,8 @@ Deno.test("without --unstable-net the error names the flag", async () => {
 });
 
 Deno.test("a reply is matched to a target written in a non-canonical IPv6 form", async () => {
-  let server;
-  try {
-    server = serveUdp({ listen: ["[::1]:0"] });
-  } catch (error) {
-    console.log(`skipping: no IPv6 loopback here (${error})`);
-    return;
-  }
+  const server = ipv6Server();
+  if (!server) return;
   await using _ = server;
   const { port } = server.addrs[0]!;
   deepEqual(await udpRequest(`[0:0:0:0:0:0:0:1]:${port}`, bytes(4)), bytes(4));
