@@ -326,3 +326,31 @@ export async function findPython(): Promise<string | undefined> {
     throw error;
   }
 }
+
+/**
+ * Runs one benchmark and prints its report under a heading with the date,
+ * the Deno version, the CPUs and the time it took; with `out`, also writes
+ * every sample there as JSON.
+ *
+ * @param title what was measured, as in "sockit TITLE benchmark"
+ * @param run the benchmark
+ * @param out a file for the samples, or undefined
+ */
+export async function printBenchReport(
+  title: string,
+  run: () => Promise<{ report: string; samples: Record<string, number[]> }>,
+  out: string | undefined,
+): Promise<void> {
+  const started = performance.now();
+  const { report, samples } = await run();
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    [
+      `## sockit ${title} benchmark, ${new Date().toISOString().slice(0, 10)}`,
+      `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, loopback; ` +
+      `${seconds.toFixed(0)} s in all.`,
+      report,
+    ].join("\n\n"),
+  );
+  if (out !== undefined) await Deno.writeTextFile(out, JSON.stringify(samples, null, 2) + "\n");
+}

@@ -37,7 +37,7 @@
 
 import { parseArgs } from "node:util";
 import { exec } from "../mod.ts";
-import { findPython, fromRoot, Proc, withCleanup } from "./_proc.ts";
+import { findPython, fromRoot, printBenchReport, Proc, withCleanup } from "./_proc.ts";
 import { type Sshd, startSshd } from "./_sshd.ts";
 import { withTimeout } from "./_time.ts";
 
@@ -696,20 +696,7 @@ async function main(args: string[]): Promise<void> {
       throw new RangeError(`Cannot use --${name} "${value}": expected a positive integer`);
     }
   }
-  const started = performance.now();
-  const { report, samples } = await runExecBench(options);
-  const seconds = (performance.now() - started) / 1000;
-  console.log(
-    [
-      `## sockit exec benchmark, ${new Date().toISOString().slice(0, 10)}`,
-      `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, loopback; ` +
-      `${seconds.toFixed(0)} s in all.`,
-      report,
-    ].join("\n\n"),
-  );
-  if (values.out !== undefined) {
-    await Deno.writeTextFile(values.out, JSON.stringify(samples, null, 2) + "\n");
-  }
+  await printBenchReport("exec", () => runExecBench(options), values.out);
 }
 
 if (import.meta.main) {

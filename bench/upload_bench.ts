@@ -46,7 +46,7 @@
 
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import { cpuSeconds, findPython, fromRoot, Proc, withCleanup } from "./_proc.ts";
+import { cpuSeconds, findPython, fromRoot, printBenchReport, Proc, withCleanup } from "./_proc.ts";
 import { findProgram, type Sshd, startSshd } from "./_sshd.ts";
 
 /** Options of {@linkcode runUploadBench}. */
@@ -957,20 +957,7 @@ async function main(args: string[]): Promise<void> {
       throw new RangeError(`Cannot use --${name} "${value}": expected a positive integer`);
     }
   }
-  const started = performance.now();
-  const { report, samples } = await runUploadBench(options);
-  const seconds = (performance.now() - started) / 1000;
-  console.log(
-    [
-      `## sockit upload benchmark, ${new Date().toISOString().slice(0, 10)}`,
-      `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, loopback; ` +
-      `${seconds.toFixed(0)} s in all.`,
-      report,
-    ].join("\n\n"),
-  );
-  if (values.out !== undefined) {
-    await Deno.writeTextFile(values.out, JSON.stringify(samples, null, 2) + "\n");
-  }
+  await printBenchReport("upload", () => runUploadBench(options), values.out);
 }
 
 if (import.meta.main) {
