@@ -40,6 +40,63 @@ interface Current {
   failed: boolean;
 }
 
+/**
+ * Commits that may run at once. Each waits on its fsyncs; overlapping them
+ * lets a tree of small files go at the disk's pace instead of one flush
+ * round trip per file. Answers still leave in order.
+ */
+const COMMITS_IN_FLIGHT = 16;
+
+/**
+ * The session's answers, in the order the entries arrived: some are known
+ * at once, others only when their commit finishes.
+ */
+class Answers {
+  readonly #session: Session;
+  /** Answers still to be sent, oldest first, each after the one before. */
+  readonly #pending: Promise<void>[] = [];
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  /** Sends `body` after every pending answer. */
+  async now(body: Record<string, unknown>): Promise<void> {
+    await this.settle();
+    reply(this.#session, body);
+  }
+
+  /**
+   * Sends what `answer` produces once it is its turn; waits only while
+   * {@linkcode COMMITS_IN_FLIGHT} answers are pending.
+   */
+  async later(answer: Promise<Record<string, unknown>>): Promise<void> {
+    const session = this.#session;
+    // Rejections are seen by whoever awaits the queue; the tail only orders.
+    const sent = this.#tail.then(async () => {
+      reply(session, await answer);
+      await session.flush();
+    });
+    this.#tail = sent.catch(() => {});
+    this.#pending.push(sent);
+    // Every answer is awaited by settle(); this only keeps an early
+    // rejection from counting as unhandled before then.
+    sent.catch(() => {});
+    if (this.#pending.length >= COMMITS_IN_FLIGHT) await this.#pending.shift();
+  }
+
+  /** Waits until every pending answer was sent; rethrows the first failure. */
+  async settle(): Promise<void> {
+    while (this.#pending.length > 0) await this.#pending.shift();
+  }
+
+  /** Waits for every pending answer, ignoring failures (the session is ending). */
+  async drop(): Promise<void> {
+    await Promise.allSettled(this.#pending.splice(0));
+  }
+}
+
 function bad(message: string, details: Record<string, number> = {}): ProtocolError {
   return new ProtocolError("bad_message", `Cannot serve upload: ${message}`, details);
 }
@@ -92,12 +149,15 @@ export function uploadService(store: UploadStore): Service {
       }
       await welcome();
       let current: Current | undefined;
+      const answers = new Answers(session);
       try {
         for (;;) {
           const payload = await session.read();
           if (payload === null) {
             // Closing between entries is the normal end; inside one, the
             // partial file stays for a resume.
+            await answers.settle();
+            await session.flush();
             return;
           }
           const type = payload[0];
@@ -109,12 +169,12 @@ export function uploadService(store: UploadStore): Service {
               try {
                 current.partial!.write(payload.subarray(1));
               } catch (error) {
-                await fail(session, current, error);
+                await answers.now(await fail(current, error));
               }
             }
           } else if (type === MessageType.File) {
             if (current) throw bad("FILE before the previous file's END");
-            current = await begin(session, store, parseUploadEntry(decodeControl(payload)));
+            current = await begin(answers, store, parseUploadEntry(decodeControl(payload)));
           } else if (type === MessageType.Start) {
             if (!current || !current.entry.resume || current.started) {
               throw bad("START without a resumed FILE waiting for it");
@@ -134,7 +194,7 @@ export function uploadService(store: UploadStore): Service {
             const entry = current;
             const sha256 = entry.failed ? "" : parseSha256(body.sha256, "sha256");
             current = undefined;
-            if (!entry.failed) await finish(session, entry, sha256);
+            if (!entry.failed) await answers.later(finish(entry, sha256));
           } else if (type === MessageType.Ping) {
             session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
           } else {
@@ -145,13 +205,14 @@ export function uploadService(store: UploadStore): Service {
         }
       } finally {
         current?.partial?.close();
+        await answers.drop();
       }
     },
   };
 }
 
 async function begin(
-  session: Session,
+  answers: Answers,
   store: UploadStore,
   entry: UploadEntry,
 ): Promise<Current | undefined> {
@@ -159,14 +220,17 @@ async function begin(
   try {
     const parts = parseRemoteName(entry.name);
     if (entry.type === "dir") {
+      // A directory comes after its contents: its mtime is set once their
+      // commits are done.
+      await answers.settle();
       await store.makeDir(parts, entry);
-      reply(session, { kind: "committed", name: entry.name, type: "dir" });
+      await answers.now({ kind: "committed", name: entry.name, type: "dir" });
       return undefined;
     }
     current.partial = await store.begin(parts, entry.size, entry);
     if (entry.resume) {
       const { held, prefixHash } = current.partial;
-      reply(session, {
+      await answers.now({
         kind: "ready",
         name: entry.name,
         offset: held,
@@ -174,31 +238,29 @@ async function begin(
       });
     }
   } catch (error) {
-    await fail(session, current, error);
+    await answers.now(await fail(current, error));
     // A directory has no bytes to skip: it is over.
     if (entry.type === "dir") return undefined;
   }
   return current;
 }
 
-async function finish(session: Session, current: Current, sha256: string): Promise<void> {
+/** Commits the entry; answers `committed`, or `failed` when the commit failed. */
+async function finish(current: Current, sha256: string): Promise<Record<string, unknown>> {
   const { entry } = current;
   try {
     const digest = await current.partial!.commit(sha256, entry);
-    reply(session, {
-      kind: "committed",
-      name: entry.name,
-      type: "file",
-      size: entry.size,
-      sha256: digest,
-    });
+    return { kind: "committed", name: entry.name, type: "file", size: entry.size, sha256: digest };
   } catch (error) {
-    await fail(session, current, error);
+    return await fail(current, error);
   }
 }
 
-/** Fails the entry and tells the client, or rethrows what must end the session. */
-async function fail(session: Session, current: Current, error: unknown): Promise<void> {
+/**
+ * Fails the entry and returns the answer that tells the client, or
+ * rethrows what must end the session.
+ */
+async function fail(current: Current, error: unknown): Promise<Record<string, unknown>> {
   // File-system errors (a full disk, a read-only file system, a permission
   // problem) fail the entry; programming errors end the session.
   const programming = error instanceof TypeError || error instanceof RangeError ||
@@ -215,16 +277,16 @@ async function fail(session: Session, current: Current, error: unknown): Promise
   const partial = current.partial;
   current.partial = undefined;
   await partial?.discard();
-  reply(session, {
+  // A file entry always ends with END; after a failure the client sends it
+  // without START or (more) DATA.
+  current.started = true;
+  return {
     kind: "failed",
     name: current.entry.name,
     code: told.code,
     message: told.message,
     ...told.details,
-  });
-  // A file entry always ends with END; after a failure the client sends it
-  // without START or (more) DATA.
-  current.started = true;
+  };
 }
 
 function reply(session: Session, body: Record<string, unknown>): void {

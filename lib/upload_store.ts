@@ -92,6 +92,8 @@ export class UploadStore {
   readonly #partialTtl: number;
   /** Partial files being written now, by key: one writer per name. */
   readonly #active = new Set<string>();
+  readonly #runningSyncs = new Map<string, Promise<void>>();
+  readonly #queuedSyncs = new Map<string, Promise<void>>();
   #lastSweep = Date.now();
   /** The last free-space answer, and what was promised since. */
   #space: { at: number; free: number; total: number } | undefined;
@@ -268,6 +270,32 @@ export class UploadStore {
     this.#active.delete(key);
   }
 
+  /**
+   * Flushes the directory `path`. Commits into one directory share
+   * flushes: a caller waits for a flush that started after it asked, and
+   * every caller that asks while one runs shares the next.
+   */
+  syncDir(path: string): Promise<void> {
+    const queued = this.#queuedSyncs.get(path);
+    if (queued) return queued;
+    const running = this.#runningSyncs.get(path);
+    if (!running) return this.#startSync(path);
+    const next = running.catch(() => {}).then(() => {
+      this.#queuedSyncs.delete(path);
+      return this.#startSync(path);
+    });
+    this.#queuedSyncs.set(path, next);
+    return next;
+  }
+
+  #startSync(path: string): Promise<void> {
+    const sync: Promise<void> = syncDir(path).finally(() => {
+      if (this.#runningSyncs.get(path) === sync) this.#runningSyncs.delete(path);
+    });
+    this.#runningSyncs.set(path, sync);
+    return sync;
+  }
+
   async #checkSpace(name: string, need: number): Promise<void> {
     if (this.#reserveBytes === 0 && this.#reservePercent === 0) return;
     // Asked at most once a second: many small files would otherwise pay a
@@ -308,7 +336,7 @@ export class UploadStore {
         try {
           Deno.mkdirSync(dir, { mode: 0o755 });
           // A new directory is durable only once its parent is flushed.
-          await syncDir(dir.slice(0, dir.lastIndexOf("/")));
+          await this.syncDir(dir.slice(0, dir.lastIndexOf("/")));
           continue;
         } catch (error) {
           if (!exists(error)) throw error;
@@ -405,6 +433,7 @@ export class PartialUpload {
   readonly #state: PartialState;
   #received: number;
   #closed = false;
+  #released = false;
 
   /** Use {@linkcode UploadStore.begin}. */
   constructor(store: UploadStore, state: PartialState) {
@@ -477,8 +506,6 @@ export class PartialUpload {
       }
       const digest = s.hash.digest("hex");
       if (digest !== sha256.toLowerCase()) {
-        // The data is wrong: nothing of it is worth resuming from.
-        await Deno.remove(s.path).catch(() => {});
         throw new ProtocolError(
           "hash_mismatch",
           `Cannot accept "${s.name}": SHA-256 ${digest} differs from the client's ${sha256}`,
@@ -504,8 +531,7 @@ export class PartialUpload {
           Deno.linkSync(s.path, s.final);
         } catch (error) {
           if (!exists(error)) throw error;
-          // Lost the race to another writer of the name: keep nothing.
-          await Deno.remove(s.path).catch(() => {});
+          // Lost the race to another writer of the name.
           throw new ProtocolError(
             "exists",
             `Cannot accept "${s.name}": a file of that name appeared meanwhile`,
@@ -514,10 +540,14 @@ export class PartialUpload {
         // The file is in place: a leftover partial is swept later.
         await Deno.remove(s.path).catch(() => {});
       }
-      await syncDir(dir);
-      return digest;
-    } finally {
+      await this.#store.syncDir(dir);
       this.close();
+      return digest;
+    } catch (error) {
+      // Nothing of a failed commit is worth resuming from; the name is
+      // given back only once the partial file is gone.
+      await this.discard();
+      throw error;
     }
   }
 
@@ -530,6 +560,13 @@ export class PartialUpload {
   /** Stops receiving; the partial file stays for a later resume. */
   close(): void {
     this.#closeFile();
+    this.#release();
+  }
+
+  /** Gives the name back, once: a later upload of it may hold it by now. */
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.#store.release(this.#state.key);
   }
 
@@ -539,9 +576,11 @@ export class PartialUpload {
    * and the space is better given back.
    */
   async discard(): Promise<void> {
+    // Once released, the partial path may be a later upload's.
+    if (this.#released) return;
     this.#closeFile();
     await Deno.remove(this.#state.path).catch(() => {});
-    this.#store.release(this.#state.key);
+    this.#release();
   }
 }
 

@@ -282,6 +282,41 @@ Deno.test("bad entries fail alone: names, sizes and hashes", async (t) => {
   }
 });
 
+Deno.test("answers keep entry order while commits overlap", async () => {
+  await using s = await uploadServer();
+  // 60 entries sent without waiting: good files, files whose commit fails
+  // (a wrong hash), names refused at once, then their directory last.
+  const frames: Uint8Array[] = [];
+  const expected: [string, string, string | undefined][] = [];
+  for (let i = 0; i < 60; i++) {
+    const name = `d/f${i}`;
+    const body = `file ${i}`;
+    if (i % 7 === 3) {
+      frames.push(fileFrame({ name, size: body.length }), dataFrame(body), endFrame(sha("other")));
+      expected.push([name, "failed", "hash_mismatch"]);
+    } else if (i % 11 === 5) {
+      frames.push(fileFrame({ name: `../${name}`, size: 0 }), endFrame(sha("")));
+      expected.push([`../${name}`, "failed", "bad_name"]);
+    } else {
+      frames.push(fileFrame({ name, size: body.length }), dataFrame(body), endFrame(sha(body)));
+      expected.push([name, "committed", undefined]);
+    }
+  }
+  const mtime = Date.UTC(2020, 0, 2);
+  frames.push(encodeFrame(encodeControl(MessageType.File, { type: "dir", name: "d", mtime })));
+  expected.push(["d", "committed", undefined]);
+  const messages = await rawUpload(s.address, frames);
+  const events = messages.filter((m) => m.type === MessageType.Event).map((m) => m.json!);
+  deepEqual(events.map((e) => [e.name, e.kind, e.code]), expected);
+  const committed = expected.filter(([n, k]) => k === "committed" && n !== "d");
+  for (const [name] of committed) {
+    deepEqual(await Deno.readTextFile(`${s.dir}/${name}`), `file ${name.slice(3)}`);
+  }
+  deepEqual((await listing(s.dir)).length, committed.length + 1);
+  // The directory's time was set after every file in it was committed.
+  deepEqual((await Deno.stat(`${s.dir}/d`)).mtime?.getTime(), mtime);
+});
+
 Deno.test("protocol violations end the session with an error", async (t) => {
   await using s = await uploadServer();
   const cases: [string, Uint8Array[]][] = [
