@@ -171,6 +171,26 @@ async function writeTree(root: string, names: readonly string[], size: number): 
   }
 }
 
+/**
+ * Seconds to create the tree's files under `root` in one process: open,
+ * write, close, no network and no fsync. Every tool pays at least this.
+ */
+async function createTreeLocally(
+  root: string,
+  names: readonly string[],
+  size: number,
+): Promise<number> {
+  const bytes = new Uint8Array(size);
+  return await timed(() => {
+    for (const name of names) {
+      Deno.mkdirSync(`${root}/${name.slice(0, name.indexOf("/"))}`, { recursive: true });
+      using file = Deno.openSync(`${root}/${name}`, { write: true, createNew: true });
+      for (let at = 0; at < size;) at += file.writeSync(bytes.subarray(at));
+    }
+    return Promise.resolve();
+  });
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -557,6 +577,16 @@ function report(
       "not in socat's time, while sockit's time includes its own fsync and directory fsync)",
     fsync,
   );
+  const floor = median(v("tree floor"));
+  const overFloor = (key: string) => median(v(key)) / floor;
+  note(
+    `${grouped(options.files)} files: creating them locally in one process (open, write, close; ` +
+      `no network, no fsync) took ${fixed(floor, 2)} s (median): the file system's floor for ` +
+      `any tool. sockit took ${ratio(overFloor("tree sockit"))} that, scp -r ${
+        ratio(overFloor("tree scp"))
+      }`,
+    floor,
+  );
   const pyFiles = Math.min(options.pyTreeFiles, options.files);
   const treePy = medianRatio(
     perFile("tree python", pyFiles),
@@ -908,6 +938,11 @@ export async function runUploadBench(
       } files`,
     );
     await measure(treeCases, options.treeRuns, samples, failures, progress, true);
+    progress("upload: the file system's floor for the tree");
+    for (let i = 0; i < options.treeRuns; i++) {
+      record("tree floor", await createTreeLocally(`${tmp}/floor-${i}`, names, options.fileSize));
+      await removeIfThere(`${tmp}/floor-${i}`);
+    }
   } finally {
     await python?.[Symbol.asyncDispose]();
     await sshd?.[Symbol.asyncDispose]();
