@@ -8,6 +8,7 @@ import { closeQuietly } from "./_close.ts";
 import { type Address, formatAddress, parseAddress } from "./address.ts";
 import { computeProof, createNonce, verifyProof } from "./auth.ts";
 import { ProtocolError, RemoteError } from "./errors.ts";
+import { FrameTooLargeError } from "./frame.ts";
 import { FrameReader, FrameWriter } from "./frame_io.ts";
 import {
   bytesField,
@@ -20,6 +21,7 @@ import {
   type Welcome,
 } from "./protocol.ts";
 import { isConnectionError, typeByte } from "./session.ts";
+import { connectTls, type TlsClientOptions, TlsVerifyError } from "./tls_client.ts";
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {
@@ -31,6 +33,12 @@ export interface ConnectOptions {
   params?: Record<string, unknown>;
   /** Milliseconds allowed for the TCP or Unix connect. @default {10000} */
   connectTimeout?: number;
+  /**
+   * Connect with TLS and verify the server as this says (`true`: by the
+   * system's CA roots). Ignored for Unix sockets.
+   * @default {undefined}
+   */
+  tls?: TlsClientOptions | boolean | undefined;
   /** Milliseconds allowed for the handshake after connecting. @default {10000} */
   handshakeTimeout?: number;
   /** Largest frame payload accepted from the server. @default {8388608} */
@@ -271,6 +279,12 @@ function remoteError(payload: Uint8Array): RemoteError {
 export interface DialOptions {
   /** Milliseconds allowed for the TCP connect. @default {10000} */
   connectTimeout?: number;
+  /**
+   * Connect with TLS and verify the server as this says (`true`: by the
+   * system's CA roots). Ignored for Unix sockets.
+   * @default {undefined}
+   */
+  tls?: TlsClientOptions | boolean | undefined;
   /** Cancels connecting; it never closes an established connection. */
   signal?: AbortSignal | undefined;
 }
@@ -312,10 +326,14 @@ async function open(address: Address, text: string, options: DialOptions): Promi
       // Unix connects complete at once or fail; there is no wait to bound.
       return await Deno.connect({ transport: "unix", path: address.path });
     }
+    if (options.tls) {
+      return await connectTls(address, { ...(options.tls === true ? {} : options.tls), signal });
+    }
     const conn = await Deno.connect({ hostname: address.hostname, port: address.port, signal });
     conn.setNoDelay(true);
     return conn;
   } catch (error) {
+    if (error instanceof TlsVerifyError && !signal.aborted) throw error;
     if (error instanceof Deno.errors.ConnectionRefused) {
       throw new ConnectError(text, "connection refused", { cause: error });
     }
@@ -383,10 +401,22 @@ export async function connect(
     if (timedOut) throw new ConnectError(text, `handshake timed out after ${timeout} ms`);
     if (options.signal?.aborted) throw new ConnectError(text, "aborted");
     closeQuietly(conn);
-    if (isConnectionError(error)) {
-      throw new ConnectError(text, "server closed the connection during the handshake", {
+    if (
+      !options.tls && error instanceof FrameTooLargeError && error.frameLength >>> 24 >= 0x14 &&
+      error.frameLength >>> 24 <= 0x17 && (error.frameLength >>> 16 & 0xff) === 0x03
+    ) {
+      // A TLS record (alert or handshake) where a frame header was expected.
+      throw new ConnectError(text, "the server speaks TLS on this port: connect with TLS (--tls)", {
         cause: error,
       });
+    }
+    if (isConnectionError(error)) {
+      throw new ConnectError(
+        text,
+        "server closed the connection during the handshake" +
+          (options.tls ? "" : " (if it serves TLS, connect with --tls)"),
+        { cause: error },
+      );
     }
     throw error;
   } finally {

@@ -7,6 +7,7 @@
 
 import { computeProof, createNonce, verifyProof } from "./auth.ts";
 import { ProtocolError } from "./errors.ts";
+import { FrameTooLargeError } from "./frame.ts";
 import {
   bytesField,
   chooseVersion,
@@ -42,8 +43,30 @@ export interface Accepted {
   welcome: () => Promise<void>;
 }
 
+/**
+ * A TLS record starts with its content type (22 for a handshake) and major
+ * version 3: read as a frame header, a ClientHello declares 0x1603xxxx bytes.
+ */
+function isTlsRecordHeader(frameLength: number): boolean {
+  return frameLength >>> 24 === 0x16 && (frameLength >>> 16 & 0xff) === 0x03;
+}
+
 async function readControl(session: Session, type: number, stage: string) {
-  const payload = await session.read();
+  let payload: Uint8Array | null;
+  try {
+    payload = await session.read();
+  } catch (error) {
+    if (error instanceof FrameTooLargeError && isTlsRecordHeader(error.frameLength)) {
+      throw new ProtocolError(
+        "bad_handshake",
+        "Cannot start session: the client began a TLS handshake, and this port serves plain " +
+          "sockit (start the server with --tls, or connect without it)",
+        { tls: true },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   if (payload === null) {
     throw new ProtocolError("bad_handshake", `Cannot start session: peer closed before ${stage}`);
   }

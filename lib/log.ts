@@ -52,6 +52,8 @@ export function formatEvent(event: ServerEvent | UdpEvent): string {
       return `closed #${event.id} ${event.remote} ${
         escapeForLog(event.service) || "-"
       }: ${event.reason}`;
+    case "tls-failed":
+      return `tls failed #${event.id} ${event.remote}: ${escapeForLog(event.message)}`;
     case "error":
       return `error${event.id === undefined ? "" : ` #${event.id}`}: ${event.code}: ${
         escapeForLog(event.message)

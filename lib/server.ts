@@ -23,6 +23,7 @@ export type ServerEvent =
   | { type: "refused"; remote: string; code: string }
   | { type: "session"; id: number; remote: string; service: string; authenticated: boolean }
   | { type: "closed"; id: number; remote: string; service: string; reason: string }
+  | { type: "tls-failed"; id: number; remote: string; message: string }
   | { type: "error"; id?: number; remote?: string; code: string; message: string }
   | { type: "shutdown"; sessions: number };
 
@@ -37,6 +38,14 @@ export interface ServeOptions {
   listen?: readonly (string | Address)[];
   /** Shared token; when set, every session must prove it. @default {undefined} */
   token?: string | undefined;
+  /**
+   * Serve TLS (1.2 or 1.3) on the TCP listeners with this certificate chain
+   * and key (PEM), such as a `TlsIdentity`. Unix sockets stay plain: only
+   * local users reach them, through the file's mode. The TLS handshake
+   * counts against `handshakeTimeout`.
+   * @default {undefined}
+   */
+  tls?: { cert: string; key: string } | undefined;
   /** Services offered. @default {[echoService, new ChatRoom()]} */
   services?: readonly Service[];
   /** Connections served at once; more are refused with `busy`. @default {256} */
@@ -143,6 +152,8 @@ export class Server implements AsyncDisposable {
   readonly #sessions = new Set<Session>();
   /** Sessions that have not been welcomed yet. */
   readonly #handshaking = new Set<Session>();
+  /** Sessions still in their TLS handshake: nothing can be written to them yet. */
+  readonly #tlsHandshaking = new Set<Session>();
   readonly #refusing = new Set<Promise<void>>();
   readonly #acceptLoops: Promise<void>[];
   readonly #sweeper: ReturnType<typeof setInterval>;
@@ -296,7 +307,9 @@ export class Server implements AsyncDisposable {
     this.#emit({ type: "connected", id, remote });
     let reason = "eof";
     try {
-      if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+      if (isTls(conn)) {
+        if (!await this.#tlsHandshake(session, conn)) throw new TlsFailed();
+      } else if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
       const accepted = await acceptHandshake(session, {
         services: this.#services,
         token: this.#token,
@@ -316,13 +329,17 @@ export class Server implements AsyncDisposable {
         });
       });
     } catch (error) {
-      const told = toProtocolError(error);
-      if (told) {
+      const told = error instanceof TlsFailed ? undefined : toProtocolError(error);
+      if (error instanceof TlsFailed) {
+        // Nothing can be told to a peer that does not speak TLS.
+        reason = "tls_failed";
+        session.destroy();
+      } else if (told) {
         session.abort(told);
         if (told.code === "internal") {
           this.#emit({ type: "error", id, remote, code: "internal", message: String(error) });
         }
-      } else {
+      } else if (reason === "eof") {
         reason = error instanceof Error ? error.name : "error";
       }
     }
@@ -340,12 +357,39 @@ export class Server implements AsyncDisposable {
     if (this.#sessions.size === 0) this.#drained?.();
   }
 
+  /** Runs the TLS handshake; reports and returns false when it fails. */
+  async #tlsHandshake(session: Session, conn: Deno.TlsConn): Promise<boolean> {
+    this.#tlsHandshaking.add(session);
+    try {
+      await conn.handshake();
+      return true;
+    } catch (error) {
+      const timedOut = performance.now() >= session.deadline;
+      this.#emit({
+        type: "tls-failed",
+        id: session.id,
+        remote: session.remote,
+        message: timedOut
+          ? `no TLS handshake within ${this.#handshakeTimeout} ms`
+          : tlsFailure(error),
+      });
+      return false;
+    } finally {
+      this.#tlsHandshaking.delete(session);
+    }
+  }
+
   #sweep(): void {
     const now = performance.now();
     for (const session of this.#sessions) {
       if (session.abortError) continue;
       session.noteActivity(now);
       let error: ProtocolError | undefined;
+      if (now >= session.deadline && this.#tlsHandshaking.has(session)) {
+        // An error frame cannot be sent before TLS is up: just close.
+        session.destroy();
+        continue;
+      }
       if (now >= session.deadline) {
         error = new ProtocolError(
           "handshake_timeout",
@@ -477,7 +521,12 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
         unixPaths.push(address.path);
         await Deno.chmod(address.path, 0o600);
       } else {
-        listeners.push(Deno.listen({ hostname: address.hostname, port: address.port }));
+        const { hostname, port } = address;
+        listeners.push(
+          options.tls
+            ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
+            : Deno.listen({ hostname, port }),
+        );
       }
     }
     return new Server(listeners, unixPaths, { ...options, services });
@@ -486,4 +535,19 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     for (const path of unixPaths) await Deno.remove(path).catch(() => {});
     throw error;
   }
+}
+
+/** A TLS handshake failed: the session ends without an error frame. */
+class TlsFailed extends Error {}
+
+function isTls(conn: Deno.Conn): conn is Deno.TlsConn {
+  return "handshake" in conn;
+}
+
+/** The reason a TLS handshake failed, in words for the log. */
+function tlsFailure(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return /corrupt message|InvalidContentType|invalid ?message/i.test(text)
+    ? `the client does not speak TLS (${text})`
+    : text;
 }

@@ -7,6 +7,8 @@
  */
 
 import { MIN_TOKEN_LENGTH } from "./auth.ts";
+import { createPrivateFile } from "./_private_file.ts";
+import { defaultConfigPath } from "./config_path.ts";
 
 /** Options for {@linkcode loadToken}. */
 export interface LoadTokenOptions {
@@ -130,13 +132,6 @@ async function readTokenFile(path: string): Promise<string> {
   return check(path, text.replace(/\r?\n$/, ""));
 }
 
-function envVar(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-    return undefined;
-  }
-  return Deno.env.get(name) || undefined;
-}
-
 /**
  * The token file servers generate and clients read when given no token:
  * `$XDG_CONFIG_HOME/sockit/token`, else `$HOME/.config/sockit/token`
@@ -154,11 +149,7 @@ function envVar(name: string): string | undefined {
  * ```
  */
 export function defaultTokenPath(): string | undefined {
-  const sep = Deno.build.os === "windows" ? "\\" : "/";
-  const base = Deno.build.os === "windows"
-    ? envVar("APPDATA")
-    : envVar("XDG_CONFIG_HOME") ?? (envVar("HOME") && `${envVar("HOME")}/.config`);
-  return base === undefined ? undefined : [base, "sockit", "token"].join(sep);
+  return defaultConfigPath("token");
 }
 
 /**
@@ -210,19 +201,10 @@ export async function ensureToken(path: string): Promise<{ token: string; create
   } catch (error) {
     if (!(error instanceof TokenError && error.cause instanceof Deno.errors.NotFound)) throw error;
   }
-  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true, mode: 0o700 });
   const token = createToken();
-  try {
-    // createNew: never replace a file another process wrote meanwhile.
-    using file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-    const bytes = new TextEncoder().encode(token + "\n");
-    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) {
-      return { token: await readTokenFile(path), created: false };
-    }
-    throw error;
+  // Never replace a file another process wrote meanwhile.
+  if (!await createPrivateFile(path, token + "\n")) {
+    return { token: await readTokenFile(path), created: false };
   }
   return { token, created: true };
 }
