@@ -17,6 +17,7 @@ export type ErrorCode =
   | "auth_required"
   | "auth_failed"
   | "busy"
+  | "denied"
   | "handshake_timeout"
   | "idle_timeout"
   | "write_stall"
@@ -48,6 +49,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "auth_required",
   "auth_failed",
   "busy",
+  "denied",
   "handshake_timeout",
   "idle_timeout",
   "write_stall",

@@ -31,6 +31,15 @@ export interface AcceptOptions {
   idleTimeout: number;
   /** Write-stall timeout in milliseconds announced in WELCOME. @default {undefined} */
   stallTimeout?: number | undefined;
+  /**
+   * Called once the client's token proof has been checked: with `false` just
+   * before the handshake fails with `auth_failed`, with `true` when the proof
+   * is right. A server uses it for per-source penalties. Not called without a
+   * token, nor when the AUTH message is malformed or never comes.
+   *
+   * @default {undefined}
+   */
+  onProof?: ((valid: boolean) => void) | undefined;
 }
 
 /** The outcome of a successful handshake, before WELCOME is sent. */
@@ -124,9 +133,16 @@ export async function acceptHandshake(
     });
     const auth = await readControl(session, MessageType.Auth, "AUTH");
     const proof = bytesField(auth, "proof", 32);
-    if (!await verifyProof(token, "client", hello.service, serverNonce, hello.nonce, proof)) {
-      throw new ProtocolError("auth_failed", "Cannot authenticate: wrong token proof");
-    }
+    const valid = await verifyProof(
+      token,
+      "client",
+      hello.service,
+      serverNonce,
+      hello.nonce,
+      proof,
+    );
+    options.onProof?.(valid);
+    if (!valid) throw new ProtocolError("auth_failed", "Cannot authenticate: wrong token proof");
     serverProof = await computeProof(token, "server", hello.service, serverNonce, hello.nonce);
   }
   const service = options.services.get(hello.service);

@@ -7,14 +7,21 @@
  */
 
 import { closeQuietly } from "./_close.ts";
+import type { AccessList } from "./access_list.ts";
 import { type Address, DEFAULT_ADDRESS, formatAddress, parseAddress } from "./address.ts";
 import { ChatRoom } from "./chat.ts";
 import { echoService } from "./echo.ts";
-import { type ErrorDetails, ProtocolError } from "./errors.ts";
+import { type ErrorCode, type ErrorDetails, ProtocolError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_LENGTH, resolveMaxFrameLength } from "./frame.ts";
 import { acceptHandshake } from "./handshake.ts";
 import type { Service } from "./service.ts";
 import { DEFAULT_MAX_HANDSHAKE_FRAME, Session, toProtocolError } from "./session.ts";
+import {
+  type AdmitResult,
+  SourceGuard,
+  type SourceGuardOptions,
+  sourceOf,
+} from "./source_guard.ts";
 
 /** Something that happened on the server, for logs and monitoring. */
 export type ServerEvent =
@@ -48,6 +55,33 @@ export interface ServeOptions {
   tls?: { cert: string; key: string } | undefined;
   /** Services offered. @default {[echoService, new ChatRoom()]} */
   services?: readonly Service[];
+  /**
+   * Which peer addresses may connect. A refused peer is sent ERROR `denied`
+   * naming the rule, before anything is read from it, and never counts
+   * against any other limit. Unix-socket peers are checked as `"unix"`: they
+   * pass a list with no allow rules and fail one with allow rules (access
+   * lists fail closed). {@linkcode Server.setAccess} replaces the list while
+   * the server runs.
+   *
+   * @default {undefined}
+   */
+  access?: AccessList | undefined;
+  /**
+   * Per-source caps and penalties for TCP peers that have not authenticated
+   * yet (see {@linkcode SourceGuard}), or `false` for none. A source with
+   * `maxPerSource` connections in their handshake is refused with `busy`
+   * (detail `maxPerSource`); a source serving a penalty after a wrong token
+   * proof is refused with `denied` (detail `retryAfter`, in milliseconds).
+   * Unix-socket peers are not guarded: the socket file's mode admits only
+   * local users. Given options are applied over the server's defaults: a
+   * source may hold half of `maxUnauthenticated` (so one address never
+   * takes every handshake slot), and two failed proofs are free before
+   * penalties start (like OpenSSH's PerSourcePenalties, which act from the
+   * third failure).
+   *
+   * @default {{ maxPerSource: ceil(maxUnauthenticated / 2), freeFailures: 2 }}
+   */
+  sourceGuard?: SourceGuardOptions | false;
   /** Connections served at once; more are refused with `busy`. @default {256} */
   maxConnections?: number;
   /**
@@ -149,6 +183,8 @@ export class Server implements AsyncDisposable {
   readonly #lingerTime: number;
   readonly #onEvent: (event: ServerEvent) => void;
   readonly #maxUnauthenticated: number;
+  readonly #guard: SourceGuard | undefined;
+  #access: AccessList | undefined;
   readonly #sessions = new Set<Session>();
   /** Sessions that have not been welcomed yet. */
   readonly #handshaking = new Set<Session>();
@@ -195,6 +231,12 @@ export class Server implements AsyncDisposable {
       "maxUnauthenticated",
       options.maxUnauthenticated ?? Math.min(64, Math.ceil(this.#maxConnections / 4)),
     );
+    this.#access = options.access;
+    this.#guard = options.sourceGuard === false ? undefined : new SourceGuard({
+      maxPerSource: Math.ceil(this.#maxUnauthenticated / 2),
+      freeFailures: 2,
+      ...options.sourceGuard,
+    });
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     const shortest = Math.min(
       this.#handshakeTimeout,
@@ -233,6 +275,34 @@ export class Server implements AsyncDisposable {
     return n;
   }
 
+  /**
+   * Replaces the access list for connections accepted from now on, as on a
+   * configuration reload (SIGHUP). Sessions already established, or already
+   * past the check, are never dropped: a list that starts denying an address
+   * only keeps its new connections out. `undefined` allows every peer.
+   *
+   * @param access the new list, or `undefined` for none
+   *
+   * @example Deny a network while running, then lift it
+   * ```ts
+   * import { AccessList, connect, RemoteError, serve } from "@sockit/sockit";
+   * import { ok, rejects } from "node:assert/strict";
+   *
+   * await using server = await serve({ listen: ["127.0.0.1:0"] });
+   * server.setAccess(AccessList.from({ deny: ["127.0.0.0/8"] }));
+   * await rejects(
+   *   connect(server.addrs[0]!),
+   *   (error) => error instanceof RemoteError && error.code === "denied",
+   * );
+   * server.setAccess(undefined);
+   * await using session = await connect(server.addrs[0]!);
+   * ok(session.welcome);
+   * ```
+   */
+  setAccess(access: AccessList | undefined): void {
+    this.#access = access;
+  }
+
   /** Connections being served now (refused ones not counted). */
   get connections(): number {
     return this.#sessions.size;
@@ -254,8 +324,23 @@ export class Server implements AsyncDisposable {
         conn.close();
         return;
       }
+      const tcp = "hostname" in conn.remoteAddr;
+      // Unix-socket peers have no address; AccessList knows them as "unix".
+      const host = tcp ? (conn.remoteAddr as Deno.NetAddr).hostname : "unix";
+      // The access list comes first: it keeps no state and costs a few
+      // comparisons, and a denied peer must not take or count against any
+      // slot, nor learn how busy the server is.
+      const decision = this.#access?.check(host);
+      if (decision && !decision.allowed) {
+        const who = tcp ? `"${host}"` : "a Unix-socket peer";
+        const why = decision.reason === "denied"
+          ? `${who} is denied by "${decision.rule}"`
+          : `${who} is denied: ${decision.rule}`;
+        this.#refuse(conn, "denied", why, { rule: decision.rule });
+        continue;
+      }
       if (this.#sessions.size >= this.#maxConnections) {
-        this.#refuse(conn, `all ${this.#maxConnections} connection slots are in use`, {
+        this.#refuse(conn, "busy", `all ${this.#maxConnections} connection slots are in use`, {
           maxConnections: this.#maxConnections,
         });
         continue;
@@ -265,36 +350,81 @@ export class Server implements AsyncDisposable {
       if (this.#unauthenticated() >= this.#maxUnauthenticated) {
         this.#refuse(
           conn,
+          "busy",
           `${this.#maxUnauthenticated} connections are already in their handshake`,
-          {
-            maxUnauthenticated: this.#maxUnauthenticated,
-          },
+          { maxUnauthenticated: this.#maxUnauthenticated },
         );
         continue;
       }
-      this.#serveConnection(conn).catch((error) => {
+      // The source guard comes after the global caps, so that it counts only
+      // connections that will really be served: one refused for a global
+      // reason never touches its table. Its per-source cap then keeps one
+      // source from filling maxUnauthenticated.
+      let release: (() => void) | undefined;
+      if (this.#guard && tcp) {
+        const admitted = this.#guard.admit(host);
+        if (!admitted.ok) {
+          this.#refuseSource(conn, host, admitted);
+          continue;
+        }
+        release = admitted.release;
+      }
+      this.#serveConnection(conn, host, release).catch((error) => {
         this.#emit({ type: "error", code: "internal", message: String(error) });
       });
     }
   }
 
-  #refuse(conn: Deno.Conn, why: string, details: ErrorDetails): void {
+  /** Refuses a connection that the source guard did not admit. */
+  #refuseSource(
+    conn: Deno.Conn,
+    host: string,
+    refusal: Extract<AdmitResult, { ok: false }>,
+  ): void {
+    const source = sourceOf(host);
+    if (refusal.reason === "penalty") {
+      const retryAfter = refusal.retryAfter ?? 0;
+      const seconds = Math.ceil(retryAfter / 1000);
+      const why = `authentication failed from "${source}"; retry in ${seconds} s`;
+      this.#refuse(conn, "denied", why, { retryAfter });
+      return;
+    }
+    const limit = refusal.limit ?? 0;
+    if (limit === this.#guard?.maxPerSource) {
+      const why = `${limit} connections from "${source}" are already in their handshake`;
+      this.#refuse(conn, "busy", why, { maxPerSource: limit });
+    } else {
+      // The guard's table is full of sources with connections in flight.
+      const why = `${limit} sources already have connections in their handshake`;
+      this.#refuse(conn, "busy", why, { maxSources: limit });
+    }
+  }
+
+  #refuse(conn: Deno.Conn, code: ErrorCode, why: string, details: ErrorDetails): void {
     const remote = formatAddress(conn.remoteAddr);
-    this.#emit({ type: "refused", remote, code: "busy" });
+    this.#emit({ type: "refused", remote, code });
     // A refused peer normally reads the reason and closes within a round
     // trip. Past the cap, peers that do not are given only a short linger.
     const crowded = this.#refusing.size >= MAX_LINGERING_REFUSALS;
     const session = new Session(conn, 0, remote, {
       lingerTime: crowded ? Math.min(50, this.#lingerTime) : this.#lingerTime,
     });
-    session.abort(new ProtocolError("busy", `Cannot accept connection: ${why}`, details));
+    session.abort(new ProtocolError(code, `Cannot accept connection: ${why}`, details));
     const done: Promise<void> = session.finish().catch((error) => {
       this.#emit({ type: "error", remote, code: "internal", message: String(error) });
     }).finally(() => this.#refusing.delete(done));
     this.#refusing.add(done);
   }
 
-  async #serveConnection(conn: Deno.Conn): Promise<void> {
+  /**
+   * Serves one accepted connection. `release` gives back its source guard
+   * slot; it is called once, when the session is welcomed or closes.
+   */
+  async #serveConnection(
+    conn: Deno.Conn,
+    host: string,
+    release: (() => void) | undefined,
+  ): Promise<void> {
     const id = ++this.#nextId;
     const remote = formatAddress(conn.remoteAddr);
     const session = new Session(conn, id, remote, {
@@ -306,6 +436,12 @@ export class Server implements AsyncDisposable {
     this.#handshaking.add(session);
     this.#emit({ type: "connected", id, remote });
     let reason = "eof";
+    const guard = release ? this.#guard : undefined;
+    const leaveHandshake = () => {
+      this.#handshaking.delete(session);
+      release?.();
+      release = undefined;
+    };
     try {
       if (isTls(conn)) {
         if (!await this.#tlsHandshake(session, conn)) throw new TlsFailed();
@@ -316,10 +452,12 @@ export class Server implements AsyncDisposable {
         maxFrame: this.#maxFrame,
         idleTimeout: this.#idleTimeout,
         stallTimeout: this.#stallTimeout,
+        onProof: guard &&
+          ((valid) => valid ? guard.authSucceeded(host) : guard.authFailed(host)),
       });
       await accepted.service.handle(session, async () => {
         await accepted.welcome();
-        this.#handshaking.delete(session);
+        leaveHandshake();
         this.#emit({
           type: "session",
           id,
@@ -351,7 +489,7 @@ export class Server implements AsyncDisposable {
     } finally {
       if (session.abortError) reason = session.abortError.code;
       this.#sessions.delete(session);
-      this.#handshaking.delete(session);
+      leaveHandshake();
     }
     this.#emit({ type: "closed", id, remote, service: session.service, reason });
     if (this.#sessions.size === 0) this.#drained?.();

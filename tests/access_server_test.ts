@@ -1,0 +1,211 @@
+/**
+ * The server's access list and source guard, over real sockets: clients on
+ * 127.0.0.1 are refused or penalised while clients on ::1 (another source)
+ * keep being served.
+ */
+
+import { deepEqual, match, ok } from "node:assert/strict";
+import {
+  AccessList,
+  type ClientSession,
+  connect,
+  type ConnectOptions,
+  formatAddress,
+  MessageType,
+  RemoteError,
+  type ServerEvent,
+} from "../mod.ts";
+import {
+  errorOf,
+  rawConnect,
+  readUntilClose,
+  startServer,
+  type TestServer,
+  waitFor,
+} from "./_utils.ts";
+
+const TOKEN = "access-server-test-token-0123456789";
+const BOTH = ["127.0.0.1:0", "[::1]:0"];
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The server's IPv4 and IPv6 addresses, in `listen` order. */
+function addresses(s: TestServer): [string, string] {
+  const [v4, v6] = s.server.addrs.map(formatAddress);
+  return [v4!, v6!];
+}
+
+/** Connects, expecting the server to refuse; returns the server's error. */
+async function refusal(address: string, options: ConnectOptions = {}): Promise<RemoteError> {
+  let session: ClientSession;
+  try {
+    session = await connect(address, { keepalive: false, ...options });
+  } catch (error) {
+    if (error instanceof RemoteError) return error;
+    throw error;
+  }
+  session.close();
+  throw new Error(`expected "${address}" to be refused, but it was welcomed`);
+}
+
+/** Sends one DATA message and asserts that the echo comes back. */
+async function assertEchoes(session: ClientSession, text: string): Promise<void> {
+  await session.send(MessageType.Data, encoder.encode(text));
+  deepEqual(decoder.decode((await session.read())?.body), text);
+}
+
+/** Connects to `address` and completes one echo. */
+async function assertServes(address: string, options: ConnectOptions = {}): Promise<void> {
+  await using session = await connect(address, { keepalive: false, ...options });
+  await assertEchoes(session, `hello from ${address}`);
+}
+
+function refusedEvents(events: ServerEvent[]): { remote: string; code: string }[] {
+  return events.flatMap((e) => e.type === "refused" ? [{ remote: e.remote, code: e.code }] : []);
+}
+
+Deno.test("an access list refuses denied addresses with denied and keeps serving others", async (t) => {
+  await t.step("deny 127.0.0.1/32: IPv4 refused, [::1] served", async () => {
+    await using s = await startServer({
+      listen: BOTH,
+      access: AccessList.from({ deny: ["127.0.0.1/32"] }),
+    });
+    const [v4, v6] = addresses(s);
+    const error = await refusal(v4);
+    deepEqual(error.code, "denied");
+    deepEqual(error.message, 'Cannot accept connection: "127.0.0.1" is denied by "127.0.0.1/32"');
+    deepEqual(error.details.rule, "127.0.0.1/32");
+    await assertServes(v6);
+    const refused = refusedEvents(s.events);
+    deepEqual(refused.map((e) => e.code), ["denied"]);
+    match(refused[0]!.remote, /^127\.0\.0\.1:\d+$/);
+    // The refused peer never became a session.
+    deepEqual(s.events.filter((e) => e.type === "session").length, 1);
+  });
+
+  await t.step("allow ::1 only: IPv4 refused as not in any allow rule", async () => {
+    await using s = await startServer({
+      listen: BOTH,
+      access: AccessList.from({ allow: ["::1"] }),
+    });
+    const [v4, v6] = addresses(s);
+    const error = await refusal(v4);
+    deepEqual(error.code, "denied");
+    deepEqual(
+      error.message,
+      'Cannot accept connection: "127.0.0.1" is denied: not in any allow rule',
+    );
+    await assertServes(v6);
+    deepEqual(refusedEvents(s.events).map((e) => e.code), ["denied"]);
+  });
+});
+
+Deno.test("setAccess denies new connections but never drops an established session", async () => {
+  await using s = await startServer({ listen: BOTH });
+  const [v4] = addresses(s);
+  await using live = await connect(v4, { keepalive: false });
+  await assertEchoes(live, "before");
+  s.server.setAccess(AccessList.from({ deny: ["127.0.0.0/8"] }));
+  await assertEchoes(live, "after the list denies 127.0.0.0/8");
+  deepEqual((await refusal(v4)).code, "denied");
+  await assertEchoes(live, "still here");
+  s.server.setAccess(undefined);
+  await assertServes(v4);
+  await assertEchoes(live, "and still");
+  deepEqual(refusedEvents(s.events).map((e) => e.code), ["denied"]);
+});
+
+Deno.test("a failed authentication shuts its source out for the penalty, and no one else", async () => {
+  await using s = await startServer({
+    listen: BOTH,
+    token: TOKEN,
+    sourceGuard: { penaltyBase: 300, freeFailures: 0 },
+  });
+  const [v4, v6] = addresses(s);
+  deepEqual((await refusal(v4, { token: "not-the-token-but-long-enough" })).code, "auth_failed");
+
+  // Even the right token is refused while the penalty runs: nothing is read.
+  const denied = await refusal(v4, { token: TOKEN });
+  const deniedAt = performance.now();
+  deepEqual(denied.code, "denied");
+  const retryAfter = denied.details.retryAfter;
+  ok(typeof retryAfter === "number" && retryAfter > 0 && retryAfter <= 300, `${retryAfter}`);
+  deepEqual(
+    denied.message,
+    'Cannot accept connection: authentication failed from "127.0.0.1"; retry in 1 s',
+  );
+
+  // Another source is not affected.
+  await assertServes(v6, { token: TOKEN });
+
+  ok(await waitFor(() => performance.now() >= deniedAt + retryAfter, 1000));
+  await assertServes(v4, { token: TOKEN });
+  deepEqual(refusedEvents(s.events).map((e) => e.code), ["denied"]);
+  ok(
+    s.events.some((e) => e.type === "closed" && e.reason === "auth_failed"),
+    "the failed session closed with auth_failed",
+  );
+});
+
+Deno.test("silent connections from one source take only maxPerSource handshake slots", async () => {
+  await using s = await startServer({
+    listen: BOTH,
+    handshakeTimeout: 10_000,
+    sourceGuard: { maxPerSource: 3 },
+  });
+  const [v4, v6] = addresses(s);
+  const silent = await Promise.all([1, 2, 3].map(() => rawConnect(v4)));
+  try {
+    ok(await waitFor(() => s.events.filter((e) => e.type === "connected").length === 3));
+    {
+      using fourth = await rawConnect(v4);
+      const error = errorOf(await readUntilClose(fourth));
+      deepEqual(error?.code, "busy");
+      deepEqual(error?.maxPerSource, 3);
+      deepEqual(
+        error?.message,
+        'Cannot accept connection: 3 connections from "127.0.0.1" are already in their handshake',
+      );
+    }
+    // The canary: another source still completes a session.
+    await assertServes(v6);
+    // A closed silent connection gives its slot back.
+    silent.shift()!.close();
+    ok(await waitFor(() => s.events.some((e) => e.type === "closed" && e.id <= 3)));
+    await assertServes(v4);
+    deepEqual(refusedEvents(s.events).map((e) => e.code), ["busy"]);
+  } finally {
+    for (const conn of silent) conn.close();
+  }
+});
+
+// Deno checks Unix socket paths against --allow-net (`unix:PATH`), which the
+// library tests grant only for loopback: this runs under a plain --allow-net.
+Deno.test({
+  name: "Unix-socket peers: refused by an allow list, never counted per source",
+  ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sockit-access-" });
+  const path = `${dir}/s`;
+  try {
+    await using s = await startServer({
+      listen: [`unix:${path}`],
+      access: AccessList.from({ allow: ["10.0.0.0/8"] }),
+      sourceGuard: { maxPerSource: 1 },
+    });
+    const error = await refusal(`unix:${path}`);
+    deepEqual(error.code, "denied");
+    deepEqual(
+      error.message,
+      "Cannot accept connection: a Unix-socket peer is denied: not an IP address",
+    );
+    s.server.setAccess(AccessList.from({ deny: ["10.0.0.0/8"] }));
+    using _silent = await Deno.connect({ transport: "unix", path });
+    ok(await waitFor(() => s.events.some((e) => e.type === "connected")));
+    // maxPerSource is 1, but the guard does not apply to Unix-socket peers.
+    await assertServes(`unix:${path}`);
+    deepEqual(refusedEvents(s.events).map((e) => e.code), ["denied"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
