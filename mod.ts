@@ -36,6 +36,7 @@
  * @module
  */
 
+export * from "./lib/access_list.ts";
 export * from "./lib/address.ts";
 export * from "./lib/auth.ts";
 export * from "./lib/chat.ts";
@@ -48,6 +49,7 @@ export * from "./lib/exec_protocol.ts";
 export * from "./lib/exec_service.ts";
 export * from "./lib/exec_stdio.ts";
 export * from "./lib/escape.ts";
+export * from "./lib/fingerprint.ts";
 export * from "./lib/frame.ts";
 export * from "./lib/frame_io.ts";
 export * from "./lib/handshake.ts";
@@ -61,6 +63,7 @@ export * from "./lib/relay.ts";
 export * from "./lib/server.ts";
 export * from "./lib/service.ts";
 export * from "./lib/session.ts";
+export * from "./lib/source_guard.ts";
 export * from "./lib/tls_certificate.ts";
 export * from "./lib/tls_client.ts";
 export * from "./lib/token.ts";

@@ -12,23 +12,22 @@ export async function makePrivateParents(path: string): Promise<void> {
 }
 
 /**
- * Writes `text` to `path` (mode 0600) all at once: a temporary file is
- * written, then linked under the final name, so a reader never sees half a
- * file and an existing file is never replaced.
+ * Writes `text` to a new file `path` (mode 0600), never replacing one that
+ * exists. Needs write permission on `path` only, so a server granted just
+ * its token file and directory can create it.
  *
  * @returns `true` when this call created the file, `false` when it existed
  */
 export async function createPrivateFile(path: string, text: string): Promise<boolean> {
   await makePrivateParents(path);
-  const temp = `${path}.${crypto.randomUUID()}.tmp`;
   try {
-    await Deno.writeTextFile(temp, text, { createNew: true, mode: 0o600 });
-    await Deno.link(temp, path);
+    // createNew: never replace a file another process wrote meanwhile.
+    using file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    const bytes = new TextEncoder().encode(text);
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return false;
     throw error;
-  } finally {
-    await Deno.remove(temp).catch(() => {});
   }
 }

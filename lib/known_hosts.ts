@@ -10,7 +10,7 @@
  */
 
 import { makePrivateParents } from "./_private_file.ts";
-import { formatFingerprint, parseFingerprint } from "./tls_certificate.ts";
+import { formatFingerprint, parseFingerprint } from "./fingerprint.ts";
 
 /** What {@linkcode checkKnownHost} found. */
 export type KnownHostResult =

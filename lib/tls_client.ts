@@ -22,7 +22,7 @@ import {
   derToPem,
   formatFingerprint,
   parseFingerprint,
-} from "./tls_certificate.ts";
+} from "./fingerprint.ts";
 
 /** How the client verifies the server's certificate. */
 export interface TlsClientOptions {
@@ -213,7 +213,19 @@ export async function connectTls(
     return conn;
   } catch (error) {
     closeQuietly(conn);
-    throw tlsError(text, error);
+    const failure = tlsError(text, error);
+    if (byFingerprint && failure.code === "untrusted") {
+      // The pinned or recorded certificate is not self-signed: it cannot be
+      // its own trust anchor.
+      throw new TlsVerifyError(
+        "untrusted",
+        text,
+        "its certificate matches, but is issued by a CA, and pinning or trust on first use " +
+          "needs a self-signed one; verify it with --ca CA-FILE instead",
+        { cause: error },
+      );
+    }
+    throw failure;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
