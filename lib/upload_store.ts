@@ -380,7 +380,7 @@ export class UploadStore {
     // With an empty last part, every part of the name is checked as a directory.
     const path = await this.#checkParents([...parts, ""], true);
     if (attributes.mode !== undefined && Deno.build.os !== "windows") {
-      Deno.chmodSync(path, attributes.mode & 0o777);
+      Deno.chmodSync(path, attributes.mode & CLIENT_MODE_MASK);
     }
     if (attributes.mtime !== undefined) {
       const time = new Date(attributes.mtime);
@@ -400,6 +400,14 @@ async function hashPrefix(file: Deno.FsFile, length: number, hash: Hash): Promis
   }
   await file.seek(length, Deno.SeekMode.Start);
 }
+
+/**
+ * The mode bits a client may set: never setuid, setgid or sticky, and never
+ * write for group or others — a directory other users could write to would
+ * let them swap a checked path for a link (the store refuses such a root
+ * for the same reason).
+ */
+const CLIENT_MODE_MASK = 0o755;
 
 /**
  * A large file's bytes are flushed to disk in the background every this
@@ -536,7 +544,7 @@ export class PartialUpload {
       if (Deno.build.os !== "windows") {
         // The partial was private (0600); without a mode from the client the
         // file gets the usual 0644.
-        Deno.chmodSync(s.path, (attributes.mode ?? 0o644) & 0o777);
+        Deno.chmodSync(s.path, (attributes.mode ?? 0o644) & CLIENT_MODE_MASK);
       }
       if (attributes.mtime !== undefined) {
         const time = new Date(attributes.mtime);

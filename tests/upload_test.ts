@@ -99,6 +99,19 @@ Deno.test("--no-preserve leaves mode and time to the server", async () => {
   ok((await Deno.stat(`${s.dir}/a`)).mtime!.getTime() > 1_000_000_000);
 });
 
+Deno.test("no client mode makes an upload writable by other users, setuid or sticky", async () => {
+  await using s = await uploadServer();
+  await using src = await tempDir();
+  await Deno.mkdir(`${src.path}/open`);
+  await Deno.writeTextFile(`${src.path}/open/f.sh`, "#!/bin/sh\n");
+  await Deno.chmod(`${src.path}/open/f.sh`, 0o6777);
+  await Deno.chmod(`${src.path}/open`, 0o1777);
+  const summary = await upload(s.address, [`${src.path}/open`], { token: TOKEN });
+  deepEqual(summary.committed, 2);
+  deepEqual((await Deno.stat(`${s.dir}/open/f.sh`)).mode! & 0o7777, 0o755);
+  deepEqual((await Deno.stat(`${s.dir}/open`)).mode! & 0o7777, 0o755);
+});
+
 Deno.test("an existing file is kept unless overwrite, and the rest go on", async () => {
   await using s = await uploadServer();
   await using src = await tempDir();
