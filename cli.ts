@@ -13,15 +13,18 @@ import { parseArgs } from "node:util";
 // Only what every command needs is imported up front; each command loads
 // the rest itself, so `sockit exec` never loads the server or upload code
 // (start-up time is most of a one-shot command's cost).
-import { parseAddress } from "./lib/address.ts";
+import { type Address, formatAddress, parseAddress } from "./lib/address.ts";
 import { ConnectError } from "./lib/client.ts";
+import { defaultConfigPath } from "./lib/config_path.ts";
 import { ProtocolError, RemoteError } from "./lib/errors.ts";
 import { escapeForLog } from "./lib/escape.ts";
 import { defaultTokenPath, ensureToken, loadToken, TOKEN_ENV } from "./lib/token.ts";
+import { type TlsClientOptions, TlsVerifyError } from "./lib/tls_client.ts";
 import { parseDuration, parseSize } from "./lib/units.ts";
 import type { ServerEvent } from "./lib/server.ts";
 import type { UdpEvent } from "./lib/udp_server.ts";
 import type { Service } from "./lib/service.ts";
+import type { PermissionNeed } from "./lib/permissions.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
 const encoder = new TextEncoder();
@@ -48,6 +51,18 @@ Options:
   -l, --listen ADDR            address to listen on, repeatable; port 0 picks a free port
                                (default 127.0.0.1:7070)
       --token-file FILE        require clients to prove this token (or set SOCKIT_TOKEN)
+      --tls                    serve TLS on the TCP listeners with a self-signed certificate,
+                               made once and kept in ~/.config/sockit/tls.pem (mode 600); its
+                               fingerprint is printed for clients' --pin
+      --tls-cert FILE          serve TLS with this certificate chain (PEM; needs --tls-key)
+      --tls-key FILE           the certificate's private key (PEM)
+      --insecure-plaintext     allow exec or upload on a non-loopback address without TLS
+      --allow CIDR             serve only these addresses, repeatable (default: everyone)
+      --deny CIDR              refuse these addresses, repeatable; deny wins over allow
+      --allow-file FILE        more rules, one per line: "allow CIDR", "deny CIDR" or "CIDR";
+                               re-read on SIGHUP (established sessions stay)
+      --max-per-source N       connections in their handshake from one address (default 10);
+                               failed authentication also bars an address for a growing time
       --exec                   offer remote command execution (off by default); it always
                                needs a token: without one, a token is generated and kept
                                in ~/.config/sockit/token (mode 600), which local clients read
@@ -84,6 +99,7 @@ Examples:
   sockit server --listen 127.0.0.1:7070 --listen unix:/tmp/sockit.sock
   sockit server --exec --exec-allow uname,ls,sh
   sockit server --upload-dir ~/inbox
+  sockit server --listen 0.0.0.0:7070 --tls --upload-dir ~/inbox --allow 192.168.1.0/24
 `;
 
 const UPLOAD_USAGE = `Usage: sockit upload ADDR PATH... [options]
@@ -104,9 +120,18 @@ Options:
       --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
                                ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
+      --tls                    connect with TLS; the server is verified by --ca, --pin, or
+                               else trust on first use (--known-hosts)
+      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
+      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
+                               (sha256:AB:CD:..., as the server and openssl print it)
+      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
+                               changed one (default ~/.config/sockit/known_hosts)
+      --insecure               TLS without verifying the server (encrypted, not authenticated)
   -h, --help                   show this help
 
-Exit codes: 0 when every file was committed, 1 when any failed or sockit failed, 2 usage.
+Exit codes: 0 when every file was committed, 1 when any failed or sockit failed, 2 usage,
+3 when the server's TLS certificate changed since it was recorded (known hosts).
 
 Examples:
   sockit upload 127.0.0.1:7070 report.pdf photos --to inbox
@@ -127,6 +152,14 @@ Options:
       --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
                                ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
+      --tls                    connect with TLS; the server is verified by --ca, --pin, or
+                               else trust on first use (--known-hosts)
+      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
+      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
+                               (sha256:AB:CD:..., as the server and openssl print it)
+      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
+                               changed one (default ~/.config/sockit/known_hosts)
+      --insecure               TLS without verifying the server (encrypted, not authenticated)
       --json FILE              write NDJSON events (started, exit, error) to FILE (a file
                                or a named pipe); stdout and stderr stay the command's
   -h, --help                   show this help
@@ -159,10 +192,19 @@ Options:
       --timeout DUR            UDP: wait for each reply (default 1s)
       --token-file FILE        prove this token to the server (or set SOCKIT_TOKEN)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
+      --tls                    connect with TLS; the server is verified by --ca, --pin, or
+                               else trust on first use (--known-hosts)
+      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
+      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
+                               (sha256:AB:CD:..., as the server and openssl print it)
+      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
+                               changed one (default ~/.config/sockit/known_hosts)
+      --insecure               TLS without verifying the server (encrypted, not authenticated)
       --json                   print replies and events as NDJSON
   -h, --help                   show this help
 
-Exit codes: 0 success, 1 failure (refused, auth failed, protocol error), 2 usage error.
+Exit codes: 0 success, 1 failure (refused, denied, auth failed, protocol error), 2 usage
+error, 3 when the server's TLS certificate changed since it was recorded (known hosts).
 
 Examples:
   printf 'hello\\nworld\\n' | sockit client 127.0.0.1:7070
@@ -238,6 +280,14 @@ async function serverCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     listen: { type: "string", multiple: true, short: "l" },
     "token-file": { type: "string" },
+    tls: { type: "boolean" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "insecure-plaintext": { type: "boolean" },
+    allow: { type: "string", multiple: true },
+    deny: { type: "string", multiple: true },
+    "allow-file": { type: "string" },
+    "max-per-source": { type: "string" },
     "max-conns": { type: "string" },
     "max-startups": { type: "string" },
     "max-frame": { type: "string" },
@@ -274,6 +324,8 @@ async function serverCommand(args: string[]): Promise<number> {
   const execOnly = ["exec-allow", "exec-env-allow", "exec-max", "exec-timeout"] as const;
   const stray = execOnly.find((name) => values[name] !== undefined);
   if (!values.exec && stray) throw new UsageError(`--${stray} needs --exec`, u);
+  const { requirePermissions, revokeExcept } = await import("./lib/permissions.ts");
+  requirePermissions(serverNeeds(listen, values), { action: "start the server" });
   const [{ serve }, { echoService }, { ChatRoom }, { formatEvent, formatEventJson }] = await Promise
     .all([
       import("./lib/server.ts"),
@@ -315,6 +367,35 @@ async function serverCommand(args: string[]): Promise<number> {
     services.push(uploadService(store));
   }
   const guarded = values.exec || values["upload-dir"] !== undefined;
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together", u);
+  }
+  const tlsWanted = values.tls || values["tls-cert"] !== undefined;
+  const exposed = listen.find((a) => a.transport === "tcp" && !isLoopback(a.hostname));
+  if (guarded && !tlsWanted && exposed && !values["insecure-plaintext"]) {
+    throw new UsageError(
+      `exec and upload on ${formatAddress(exposed)} (not a loopback address) need TLS: add --tls ` +
+        "(or --tls-cert and --tls-key), or --insecure-plaintext to send the data unencrypted",
+      u,
+    );
+  }
+  const tls = tlsWanted ? await serverTls(values, listen) : undefined;
+  const accessFile = values["allow-file"];
+  const readAccess = async () => {
+    const { AccessList, parseAccessFile } = await import("./lib/access_list.ts");
+    const fromFile = accessFile === undefined
+      ? { allow: [], deny: [] }
+      : parseAccessFile(await Deno.readTextFile(accessFile), accessFile);
+    const allow = [...(list(values.allow) ?? []), ...fromFile.allow];
+    const deny = [...(list(values.deny) ?? []), ...fromFile.deny];
+    return allow.length + deny.length === 0 ? undefined : AccessList.from({ allow, deny });
+  };
+  const access = await readAccess().catch((error) => {
+    throw error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable
+      ? error
+      : new UsageError(error instanceof Error ? error.message : String(error), u);
+  });
+  const maxPerSource = flag(u, "max-per-source", values["max-per-source"], count);
   let token = await loadToken({ tokenFile: values["token-file"] });
   if (token === undefined && guarded) token = await generatedToken();
   if (values.exec) warnRunPermission(list(values["exec-allow"]));
@@ -334,6 +415,9 @@ async function serverCommand(args: string[]): Promise<number> {
     idleTimeout: flag(u, "idle-timeout", values["idle-timeout"], parseDuration),
     stallTimeout: flag(u, "stall-timeout", values["stall-timeout"], period),
     shutdownGrace: flag(u, "shutdown-grace", values["shutdown-grace"], parseDuration),
+    tls,
+    access,
+    sourceGuard: maxPerSource === undefined ? undefined : { maxPerSource },
   };
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   if (token === undefined) {
@@ -367,19 +451,153 @@ async function serverCommand(args: string[]): Promise<number> {
       throw error;
     }
   }
+  // Everything is bound and read: give up what serving no longer needs.
+  const revoked = revokeExcept(serverKeeps(listen, values));
+  print(
+    values.json ? Deno.stdout : Deno.stderr,
+    values.json
+      ? JSON.stringify({
+        time: new Date().toISOString(),
+        type: "permissions",
+        revoked: revoked.revoked,
+        kept: revoked.kept,
+      }) + "\n"
+      : `sockit: permissions after start-up: ${revoked.line}\n`,
+  );
   const stop = () => {
     udp?.close();
     server.shutdown();
   };
+  // SIGHUP re-reads the access rules; a bad file keeps the rules in force.
+  const reload = () => {
+    readAccess().then((list) => {
+      server.setAccess(list);
+      print(Deno.stderr, `sockit: access rules reloaded: ${list?.describe() ?? "no rules"}\n`);
+    }, (error) => {
+      print(
+        Deno.stderr,
+        `sockit: access rules not reloaded, the old ones stay: ${describe(error)}\n`,
+      );
+    });
+  };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
+  const hangup = Deno.build.os !== "windows" && accessFile !== undefined;
+  if (hangup) Deno.addSignalListener("SIGHUP", reload);
   try {
     await server.finished;
     await udp?.close();
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, stop);
+    if (hangup) Deno.removeSignalListener("SIGHUP", reload);
   }
   return 0;
+}
+
+/** The server flags that decide its permissions. */
+interface ServerFlags {
+  exec?: boolean | undefined;
+  "upload-dir"?: string | undefined;
+  udp?: string[] | undefined;
+  "allow-file"?: string | undefined;
+}
+
+/** What the server needs to start: its addresses, the upload directory, running programs. */
+function serverNeeds(listen: Address[], values: ServerFlags): PermissionNeed[] {
+  const needs: PermissionNeed[] = listen.map((a) =>
+    a.transport === "tcp"
+      ? {
+        name: "net",
+        host: `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`,
+        why: `to listen on ${formatAddress(a)}`,
+      }
+      : { name: "net", host: `unix:${a.path}`, why: `to listen on unix:${a.path}` }
+  );
+  for (const a of listen) {
+    if (a.transport === "unix") {
+      needs.push({ name: "read", path: a.path, why: "for the socket file" });
+      needs.push({ name: "write", path: a.path, why: "for the socket file" });
+    }
+  }
+  const dir = values["upload-dir"];
+  if (dir !== undefined) {
+    needs.push({ name: "read", path: dir, why: "to check uploads" });
+    needs.push({ name: "write", path: dir, why: "to store uploads" });
+  }
+  if (values.exec) needs.push({ name: "run", why: "to run commands for exec" });
+  return needs;
+}
+
+/**
+ * What the server keeps once it listens: accepting needs no permission, but
+ * UDP replies do, uploads need their directory, exec needs to run programs
+ * (and to look at the directories clients ask for), a Unix socket file is
+ * removed at shutdown, and SIGHUP re-reads the access file.
+ */
+function serverKeeps(listen: Address[], values: ServerFlags): PermissionNeed[] {
+  const keep: PermissionNeed[] = [];
+  if (values.udp !== undefined) keep.push({ name: "net", why: "to answer UDP clients" });
+  for (const a of listen) {
+    if (a.transport === "unix") {
+      keep.push({ name: "write", path: a.path, why: "to remove the socket file" });
+    }
+  }
+  const dir = values["upload-dir"];
+  if (dir !== undefined) {
+    keep.push({ name: "read", path: dir }, { name: "write", path: dir });
+    keep.push({ name: "sys", kind: "statfs", why: "for the free-space check" });
+  }
+  if (values.exec) keep.push({ name: "run" }, { name: "read", why: "for --cwd" });
+  if (values["allow-file"] !== undefined) keep.push({ name: "read", path: values["allow-file"] });
+  return keep;
+}
+
+/** Whether connections to `hostname` stay on this machine. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
+}
+
+/**
+ * The server's TLS identity: --tls-cert and --tls-key, or with --tls alone
+ * a self-signed one kept in the configuration directory. Prints the
+ * fingerprint clients pin.
+ */
+async function serverTls(
+  values: { "tls-cert"?: string | undefined; "tls-key"?: string | undefined },
+  listen: Address[],
+): Promise<{ cert: string; key: string }> {
+  const [{ ensureTlsIdentity, loadTlsIdentity }, { formatFingerprint }] = await Promise.all([
+    import("./lib/tls_certificate.ts"),
+    import("./lib/fingerprint.ts"),
+  ]);
+  let identity;
+  let where: string;
+  if (values["tls-cert"] !== undefined && values["tls-key"] !== undefined) {
+    identity = await loadTlsIdentity(values["tls-cert"], values["tls-key"]);
+    where = values["tls-cert"];
+  } else {
+    const path = defaultConfigPath("tls.pem");
+    if (path === undefined) {
+      throw new Error(
+        "--tls needs a place to keep its certificate: grant --allow-env=HOME, or give " +
+          "--tls-cert FILE and --tls-key FILE",
+      );
+    }
+    const names = new Set(["localhost", "127.0.0.1", "::1"]);
+    for (const a of listen) {
+      if (a.transport === "tcp" && a.hostname !== "0.0.0.0" && a.hostname !== "::") {
+        names.add(a.hostname);
+      }
+    }
+    identity = await ensureTlsIdentity(path, { names: [...names] });
+    where = `${path} (self-signed, ${identity.created ? "made now" : "kept from before"})`;
+  }
+  print(
+    Deno.stderr,
+    `sockit: TLS certificate ${formatFingerprint(identity.fingerprint)} from ${where}; ` +
+      "clients verify it with --pin, or record it on first use\n",
+  );
+  return identity;
 }
 
 /** Splits comma-separated, repeatable flag values; `undefined` when none were given. */
@@ -440,6 +658,11 @@ async function clientCommand(args: string[]): Promise<number> {
     timeout: { type: "string" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
+    tls: { type: "boolean" },
+    ca: { type: "string" },
+    pin: { type: "string" },
+    "known-hosts": { type: "string" },
+    insecure: { type: "boolean" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, CLIENT_USAGE);
@@ -458,6 +681,10 @@ async function clientCommand(args: string[]): Promise<number> {
   const pingOnly = ["count", "interval", "size", "timeout"] as const;
   const stray = pingOnly.find((name) => values[name] !== undefined);
   if (!values.udp && stray) throw new UsageError(`--${stray} needs --udp`, CLIENT_USAGE);
+  const tlsFlag = TLS_CLIENT_FLAGS.find((name) => values[name] !== undefined);
+  if (values.udp && tlsFlag) {
+    throw new UsageError(`--${tlsFlag} cannot be used with --udp`, CLIENT_USAGE);
+  }
   if (values.udp) return await udpClient(positionals[0]!, values);
   const address = flag(CLIENT_USAGE, "address", positionals[0], parseAddress)!;
   const connectTimeout =
@@ -469,7 +696,10 @@ async function clientCommand(args: string[]): Promise<number> {
     import("./lib/relay.ts"),
   ]);
   if (values.raw) {
-    const conn = await dial(address, { connectTimeout });
+    const conn = await dial(address, {
+      connectTimeout,
+      tls: await clientTls(values, CLIENT_USAGE),
+    });
     try {
       await relay(conn, {
         input: Deno.stdin,
@@ -489,6 +719,7 @@ async function clientCommand(args: string[]): Promise<number> {
     params: chat ? { name: values.chat } : {},
     connectTimeout,
     handshakeTimeout: connectTimeout,
+    tls: await clientTls(values, CLIENT_USAGE),
   });
   const io = {
     input: Deno.stdin,
@@ -518,6 +749,11 @@ async function execCommand(args: string[]): Promise<number> {
     "no-stdin": { type: "boolean" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
+    tls: { type: "boolean" },
+    ca: { type: "string" },
+    pin: { type: "string" },
+    "known-hosts": { type: "string" },
+    insecure: { type: "boolean" },
     json: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, EXEC_USAGE);
@@ -563,9 +799,12 @@ async function execCommand(args: string[]): Promise<number> {
     return code;
   };
   let token: string;
+  let tls: TlsClientOptions | undefined;
   try {
+    tls = await clientTls(values, u);
     token = await clientToken("exec", values["token-file"]);
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     return fail(error, EXEC_FAILURE);
   }
   const pipedStdin = !values["no-stdin"] && !Deno.stdin.isTerminal();
@@ -583,6 +822,7 @@ async function execCommand(args: string[]): Promise<number> {
       stdin: pipedStdin ? "piped" : "null",
       connectTimeout,
       handshakeTimeout: connectTimeout,
+      tls,
     });
   } catch (error) {
     const refusal = error instanceof RemoteError ? EXEC_REFUSALS[error.code] : undefined;
@@ -633,6 +873,11 @@ async function uploadCommand(args: string[]): Promise<number> {
     json: { type: "boolean" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
+    tls: { type: "boolean" },
+    ca: { type: "string" },
+    pin: { type: "string" },
+    "known-hosts": { type: "string" },
+    insecure: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, UPLOAD_USAGE);
   if (values.help) {
@@ -646,6 +891,7 @@ async function uploadCommand(args: string[]): Promise<number> {
   const [addressText, ...paths] = positionals as [string, ...string[]];
   const address = flag(u, "address", addressText, parseAddress)!;
   const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
+  const tls = await clientTls(values, u);
   const token = await clientToken("upload", values["token-file"]);
   const [{ upload }, { ProgressBar }] = await Promise.all([
     import("./lib/upload.ts"),
@@ -681,6 +927,7 @@ async function uploadCommand(args: string[]): Promise<number> {
     preserve: !values["no-preserve"],
     connectTimeout,
     handshakeTimeout: connectTimeout,
+    tls,
     onProgress: (p) => {
       current = p.done < p.size ? p.name : "";
       bar?.update(p);
@@ -736,6 +983,64 @@ async function clientToken(service: string, tokenFile: string | undefined): Prom
         ? `the server's machine with --allow-read=${defaultFile} so that its token file is read`
         : "the server's machine, where it is read from ~/.config/sockit/token"),
   );
+}
+
+/** The client flags that ask for TLS. */
+const TLS_CLIENT_FLAGS = ["tls", "ca", "pin", "known-hosts", "insecure"] as const;
+
+/** Exit code when a server's certificate changed since it was recorded. */
+const EXIT_HOST_KEY_CHANGED = 3;
+
+/**
+ * How to verify a TLS server, from --tls, --ca, --pin, --known-hosts and
+ * --insecure; `undefined` for plain TCP. --tls alone means trust on first use
+ * with the default known-hosts file.
+ */
+async function clientTls(
+  values: {
+    tls?: boolean | undefined;
+    ca?: string | undefined;
+    pin?: string | undefined;
+    "known-hosts"?: string | undefined;
+    insecure?: boolean | undefined;
+  },
+  usage: string,
+): Promise<TlsClientOptions | undefined> {
+  if (!TLS_CLIENT_FLAGS.some((name) => values[name])) return undefined;
+  const ways = (["ca", "pin", "known-hosts", "insecure"] as const).filter((name) => values[name]);
+  if (ways.length > 1) {
+    throw new UsageError(`--${ways[0]} and --${ways[1]} cannot be combined`, usage);
+  }
+  const { formatFingerprint, parseFingerprint } = await import("./lib/fingerprint.ts");
+  if (values.insecure) {
+    print(
+      Deno.stderr,
+      "sockit: warning: --insecure: the server's certificate is not verified; anyone on the " +
+        "path can read and change this session\n",
+    );
+    return { insecure: true };
+  }
+  if (values.pin !== undefined) {
+    return { pin: flag(usage, "pin", values.pin, parseFingerprint) };
+  }
+  if (values.ca !== undefined) return { caCerts: [await Deno.readTextFile(values.ca)] };
+  const knownHosts = values["known-hosts"] ?? defaultConfigPath("known_hosts");
+  if (knownHosts === undefined) {
+    throw new Error(
+      "TLS needs a way to verify the server: give --ca FILE, --pin FINGERPRINT or " +
+        "--known-hosts FILE, or grant --allow-env=HOME for the default known-hosts file",
+    );
+  }
+  return {
+    knownHosts,
+    onNewHost: (address, fingerprint) =>
+      print(
+        Deno.stderr,
+        `sockit: new TLS server ${address}, certificate ${formatFingerprint(fingerprint)}; ` +
+          `recorded in ${knownHosts} (trust on first use: compare it with the one the server ` +
+          "printed)\n",
+      ),
+  };
 }
 
 function errorName(error: unknown): string {
@@ -923,7 +1228,9 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     print(Deno.stderr, `error: ${describe(error)}\n`);
-    return 1;
+    return error instanceof TlsVerifyError && error.code === "host_key_changed"
+      ? EXIT_HOST_KEY_CHANGED
+      : 1;
   }
 }
 

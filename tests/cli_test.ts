@@ -17,8 +17,15 @@ Deno.test("sockit client echoes stdin lines and exits 0", async () => {
   const stopped = await server.stop();
   deepEqual(stopped.code, 0);
   const events = stopped.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  deepEqual(events.map((e) => e.type), ["listening", "connected", "session", "closed", "shutdown"]);
-  deepEqual(events[3].reason, "eof");
+  deepEqual(events.map((e) => e.type), [
+    "listening",
+    "permissions",
+    "connected",
+    "session",
+    "closed",
+    "shutdown",
+  ]);
+  deepEqual(events[4].reason, "eof");
 });
 
 Deno.test("sockit client --json prints one object per reply", async () => {
@@ -252,6 +259,7 @@ Deno.test("sockit server logs one text line per event on stderr", async () => {
   deepEqual(lines, [
     "sockit: warning: no token: any client that can connect is served (use --token-file FILE, or SOCKIT_TOKEN with --allow-env=SOCKIT_TOKEN, to require one)",
     "sockit: listening on ADDR",
+    "sockit: permissions after start-up: revoked read, write, net, env, run, sys, ffi, import; kept nothing",
     "sockit: connected #1 ADDR",
     "sockit: session #1 ADDR echo",
     "sockit: closed #1 ADDR echo: eof",

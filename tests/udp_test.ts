@@ -189,16 +189,24 @@ async function installed(tool: string): Promise<boolean> {
 
 Deno.test("without --unstable-net the error names the flag", async () => {
   const mod = fileURLToPath(new URL("../mod.ts", import.meta.url));
+  // As a JSR user has it: the package's imports, without this repository's
+  // "unstable" setting.
+  const project = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const config = await Deno.makeTempFile({ suffix: ".json" });
+  await Deno.writeTextFile(config, JSON.stringify({ imports: project.imports }));
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
-      "--no-config",
+      "--config",
+      config,
+      "--no-lock",
       `import { serveUdp } from ${JSON.stringify(mod)}; serveUdp({ listen: ["127.0.0.1:0"] });`,
     ],
     stdout: "null",
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).output();
+  await Deno.remove(config);
   ok(code !== 0);
   match(
     new TextDecoder().decode(stderr),
