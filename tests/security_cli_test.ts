@@ -11,8 +11,8 @@
  */
 
 import { deepEqual, match, notDeepEqual, ok } from "node:assert/strict";
-import { certificateFingerprint, formatFingerprint } from "../mod.ts";
-import { NET, sockit, startCli } from "./_cli.ts";
+import { certificateFingerprint, connect, formatFingerprint, MessageType } from "../mod.ts";
+import { NET, type Result, sockit, startCli } from "./_cli.ts";
 
 /** A temporary HOME, removed on dispose. */
 async function home(): Promise<AsyncDisposable & { path: string }> {
@@ -200,4 +200,40 @@ Deno.test("after start-up the server gives up what it does not need, and still s
     ok(permissions.revoked.includes(name), `${name} revoked: ${JSON.stringify(permissions)}`);
   }
   notDeepEqual(permissions.revoked.length, 0);
+});
+
+Deno.test("--allow-file is re-read on SIGHUP; established sessions stay", async () => {
+  await using h = await home();
+  const rules = `${h.path}/rules`;
+  await Deno.writeTextFile(rules, "# who may connect\nallow 127.0.0.1\n");
+  await using server = await startCli([...NET, `--allow-read=${rules}`], [
+    "-l",
+    "127.0.0.1:0",
+    "--allow-file",
+    rules,
+  ]);
+  const echoOnce = (text: string) =>
+    sockit(NET, ["client", server.address], { stdin: `${text}\n` });
+  deepEqual((await echoOnce("allowed")).stdout, "allowed\n");
+  // A session that is open when the rules change.
+  await using live = await connect(server.address);
+  await Deno.writeTextFile(rules, "deny 127.0.0.0/8\n");
+  server.child.kill("SIGHUP");
+  // The reload is asynchronous: wait (bounded) until new clients are denied.
+  let denied: Result | undefined;
+  for (let i = 0; i < 50 && denied === undefined; i++) {
+    const result = await echoOnce("probe");
+    if (result.code !== 0) denied = result;
+  }
+  ok(denied, "new connections are denied after SIGHUP");
+  deepEqual(denied.code, 1);
+  match(denied.stderr, /denied/);
+  await live.send(MessageType.Data, new TextEncoder().encode("still here"));
+  deepEqual(new TextDecoder().decode((await live.read())?.body), "still here");
+  // A broken file keeps the rules in force.
+  await Deno.writeTextFile(rules, "allow 10.0.0.0/33\n");
+  server.child.kill("SIGHUP");
+  deepEqual((await echoOnce("x")).code, 1);
+  const result = await server.stop();
+  match(result.stderr, /access rules not reloaded, the old ones stay/);
 });
