@@ -22,8 +22,33 @@ export interface Result {
   stderr: string;
 }
 
+/**
+ * What the tests start as `sockit`: a script run with `deno run` (`cli.ts`
+ * by default, or a bundle), or a compiled executable.
+ */
+export type CliEntry =
+  | {
+    /** The script; `deno run FLAGS PERMISSIONS script ARGS` starts it. */
+    script: string;
+    /**
+     * Flags before the permission flags, such as `["--no-config",
+     * "--unstable-net"]` for a bundle run outside this repository.
+     * @default {[]}
+     */
+    flags?: readonly string[];
+  }
+  | {
+    /**
+     * A compiled binary, started as `executable ARGS`. Its permissions are
+     * baked in, so the permission flags a test gives are not passed.
+     */
+    executable: string;
+  };
+
 /** Options for {@linkcode spawnCli}, {@linkcode sockit} and {@linkcode startCli}. */
 export interface CliOptions {
+  /** What to start. @default {{ script: CLI }} */
+  entry?: CliEntry;
   /** Variables to set for the child, on top of its base environment. @default {{}} */
   env?: Record<string, string>;
   /**
@@ -86,7 +111,8 @@ export function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
 }
 
 /**
- * Starts `deno run PERMISSIONS cli.ts ARGS` with stdout and stderr piped.
+ * Starts `deno run PERMISSIONS cli.ts ARGS` (or the `entry` of the options)
+ * with stdout and stderr piped.
  *
  * @param permissions the exact permission flags, such as `["--allow-net=127.0.0.1"]`
  * @param args the CLI arguments
@@ -98,11 +124,18 @@ export async function spawnCli(
   args: readonly string[],
   options: SpawnCliOptions = {},
 ): Promise<CliProcess> {
-  const base: Record<string, string> = options.clearEnv
-    ? { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR: await cacheDir() }
-    : {};
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, CLI, ...args],
+  const entry = options.entry ?? { script: CLI };
+  const base: Record<string, string> = {};
+  if (options.clearEnv) {
+    base.PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
+    // A compiled binary has no module cache to share.
+    if ("script" in entry) base.DENO_DIR = await cacheDir();
+  }
+  const [command, commandArgs] = "script" in entry
+    ? [Deno.execPath(), ["run", ...entry.flags ?? [], ...permissions, entry.script, ...args]]
+    : [entry.executable, [...args]];
+  const child = new Deno.Command(command, {
+    args: commandArgs,
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
