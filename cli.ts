@@ -21,10 +21,11 @@ import { escapeForLog } from "./lib/escape.ts";
 import { defaultTokenPath, ensureToken, loadToken, TOKEN_ENV } from "./lib/token.ts";
 import { type TlsClientOptions, TlsVerifyError } from "./lib/tls_client.ts";
 import { parseDuration, parseSize } from "./lib/units.ts";
+import { suggest } from "./lib/_suggest.ts";
 import type { ServerEvent } from "./lib/server.ts";
 import type { UdpEvent } from "./lib/udp_server.ts";
 import type { Service } from "./lib/service.ts";
-import type { PermissionNeed } from "./lib/permissions.ts";
+import { type PermissionNeed, requirePermissions } from "./lib/permissions.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
 const encoder = new TextEncoder();
@@ -37,10 +38,11 @@ Usage:
   sockit exec ADDR [options] -- PROGRAM [ARG]...
   sockit upload ADDR PATH... [options]
   sockit help [COMMAND]
+  sockit completions bash|zsh|fish
   sockit --version
 
 Addresses are HOST:PORT, [IPV6]:PORT or unix:PATH.
-Run "sockit help COMMAND" (server, client, exec, upload) for its options.
+Run "sockit help COMMAND" (server, client, exec, upload, completions) for its options.
 `;
 
 const SERVER_USAGE = `Usage: sockit server [--listen ADDR]... [options]
@@ -61,8 +63,9 @@ Options:
       --deny CIDR              refuse these addresses, repeatable; deny wins over allow
       --allow-file FILE        more rules, one per line: "allow CIDR", "deny CIDR" or "CIDR";
                                re-read on SIGHUP (established sessions stay)
-      --max-per-source N       connections in their handshake from one address (default 10);
-                               failed authentication also bars an address for a growing time
+      --max-per-source N       connections in their handshake from one address (default:
+                               half of --max-startups); from the third failed authentication
+                               an address is barred for a growing time (1s, doubling, to 10m)
       --exec                   offer remote command execution (off by default); it always
                                needs a token: without one, a token is generated and kept
                                in ~/.config/sockit/token (mode 600), which local clients read
@@ -213,6 +216,159 @@ Examples:
   sockit client 127.0.0.1:7070 --udp --count 5 --interval 200ms
 `;
 
+const COMPLETIONS_USAGE = `Usage: sockit completions bash|zsh|fish
+
+Prints a script that completes sockit's commands and each command's flags in the shell.
+
+Options:
+  -h, --help                   show this help
+
+Examples:
+  source <(sockit completions bash)
+  sockit completions bash > ~/.local/share/bash-completion/completions/sockit
+  sockit completions zsh > ~/.zfunc/_sockit       # a directory in $fpath
+  sockit completions fish > ~/.config/fish/completions/sockit.fish
+`;
+
+/** A subcommand's flags, as node:util's parseArgs takes them. */
+type Options = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
+
+// Each subcommand's flags: what it parses, and what completion scripts offer.
+const SERVER_OPTIONS = {
+  listen: { type: "string", multiple: true, short: "l" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "insecure-plaintext": { type: "boolean" },
+  allow: { type: "string", multiple: true },
+  deny: { type: "string", multiple: true },
+  "allow-file": { type: "string" },
+  "max-per-source": { type: "string" },
+  "max-conns": { type: "string" },
+  "max-startups": { type: "string" },
+  "max-frame": { type: "string" },
+  "max-handshake-frame": { type: "string" },
+  "handshake-timeout": { type: "string" },
+  "idle-timeout": { type: "string" },
+  "stall-timeout": { type: "string" },
+  "shutdown-grace": { type: "string" },
+  exec: { type: "boolean" },
+  "exec-allow": { type: "string", multiple: true },
+  "exec-env-allow": { type: "string", multiple: true },
+  "exec-max": { type: "string" },
+  "exec-timeout": { type: "string" },
+  "upload-dir": { type: "string" },
+  "max-upload-size": { type: "string" },
+  udp: { type: "string", multiple: true },
+  "udp-max-datagram": { type: "string" },
+  "udp-rate": { type: "string" },
+  "udp-burst": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} satisfies Options;
+
+const CLIENT_OPTIONS = {
+  chat: { type: "string" },
+  raw: { type: "boolean" },
+  udp: { type: "boolean" },
+  count: { type: "string" },
+  interval: { type: "string" },
+  size: { type: "string" },
+  timeout: { type: "string" },
+  "token-file": { type: "string" },
+  "connect-timeout": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
+  "known-hosts": { type: "string" },
+  insecure: { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} satisfies Options;
+
+const EXEC_OPTIONS = {
+  timeout: { type: "string" },
+  cwd: { type: "string" },
+  env: { type: "string", multiple: true },
+  "no-stdin": { type: "boolean" },
+  "token-file": { type: "string" },
+  "connect-timeout": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
+  "known-hosts": { type: "string" },
+  insecure: { type: "boolean" },
+  json: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} satisfies Options;
+
+const UPLOAD_OPTIONS = {
+  to: { type: "string" },
+  resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
+  "no-preserve": { type: "boolean" },
+  "no-progress": { type: "boolean" },
+  json: { type: "boolean" },
+  "token-file": { type: "string" },
+  "connect-timeout": { type: "string" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
+  "known-hosts": { type: "string" },
+  insecure: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} satisfies Options;
+
+const COMPLETIONS_OPTIONS = { help: { type: "boolean", short: "h" } } satisfies Options;
+
+/** The subcommands: for `help COMMAND`, suggestions and completion scripts. */
+const COMMANDS: readonly {
+  name: string;
+  summary: string;
+  usage: string;
+  options: Options;
+  operands?: "files" | readonly string[];
+}[] = [
+  {
+    name: "server",
+    summary: "serve echo, chat, exec and upload",
+    usage: SERVER_USAGE,
+    options: SERVER_OPTIONS,
+  },
+  {
+    name: "client",
+    summary: "echo, chat, raw or UDP client",
+    usage: CLIENT_USAGE,
+    options: CLIENT_OPTIONS,
+  },
+  { name: "exec", summary: "run a command on a server", usage: EXEC_USAGE, options: EXEC_OPTIONS },
+  {
+    name: "upload",
+    summary: "upload files and directories to a server",
+    usage: UPLOAD_USAGE,
+    options: UPLOAD_OPTIONS,
+    operands: "files",
+  },
+  {
+    name: "help",
+    summary: "show the help of a command",
+    usage: USAGE,
+    options: {},
+    operands: ["server", "client", "exec", "upload", "completions"],
+  },
+  {
+    name: "completions",
+    summary: "print a shell completion script",
+    usage: COMPLETIONS_USAGE,
+    options: COMPLETIONS_OPTIONS,
+    operands: ["bash", "zsh", "fish"],
+  },
+];
+
+/** What may come first on the command line. */
+const TOP_LEVEL = [...COMMANDS.map((c) => c.name), "--version", "--help"];
+
 class UsageError extends Error {
   constructor(message: string, readonly usage: string) {
     super(message);
@@ -225,9 +381,7 @@ function print(stream: { writeSync(p: Uint8Array): number }, text: string): void
   for (let at = 0; at < bytes.length;) at += stream.writeSync(bytes.subarray(at));
 }
 
-function parse<
-  T extends Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>,
->(
+function parse<T extends Options>(
   args: string[],
   options: T,
   usage: string,
@@ -235,8 +389,41 @@ function parse<
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
+    const unknown =
+      error instanceof Error && "code" in error && error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+        ? unknownOption(args, options)
+        : undefined;
+    if (unknown !== undefined) {
+      const known = Object.keys(options).map((name) => `--${name}`);
+      throw new UsageError(unknownName("option", unknown, known), usage);
+    }
     throw new UsageError(error instanceof Error ? error.message : String(error), usage);
   }
+}
+
+/** The first flag in `args` that `options` does not declare, as typed (`--listn`). */
+function unknownOption(args: string[], options: Options): string | undefined {
+  const { tokens } = parseArgs({
+    args,
+    options,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const shorts = new Set(Object.values(options).map((o) => o.short));
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const long = token.rawName.startsWith("--");
+    if (long ? !Object.hasOwn(options, token.name) : !shorts.has(token.name)) return token.rawName;
+  }
+  return undefined;
+}
+
+/** `unknown option "--listn" (did you mean --listen?)`, without the hint when nothing is close. */
+function unknownName(what: string, name: string, known: readonly string[]): string {
+  // A one-letter flag is too short to guess from.
+  const hint = /^-[^-]/.test(name) ? undefined : suggest(name, known);
+  return `unknown ${what} "${name}"` + (hint === undefined ? "" : ` (did you mean ${hint}?)`);
 }
 
 function flag<T>(
@@ -277,39 +464,7 @@ function frameSize(text: string): number {
 }
 
 async function serverCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    listen: { type: "string", multiple: true, short: "l" },
-    "token-file": { type: "string" },
-    tls: { type: "boolean" },
-    "tls-cert": { type: "string" },
-    "tls-key": { type: "string" },
-    "insecure-plaintext": { type: "boolean" },
-    allow: { type: "string", multiple: true },
-    deny: { type: "string", multiple: true },
-    "allow-file": { type: "string" },
-    "max-per-source": { type: "string" },
-    "max-conns": { type: "string" },
-    "max-startups": { type: "string" },
-    "max-frame": { type: "string" },
-    "max-handshake-frame": { type: "string" },
-    "handshake-timeout": { type: "string" },
-    "idle-timeout": { type: "string" },
-    "stall-timeout": { type: "string" },
-    "shutdown-grace": { type: "string" },
-    exec: { type: "boolean" },
-    "exec-allow": { type: "string", multiple: true },
-    "exec-env-allow": { type: "string", multiple: true },
-    "exec-max": { type: "string" },
-    "exec-timeout": { type: "string" },
-    "upload-dir": { type: "string" },
-    "max-upload-size": { type: "string" },
-    udp: { type: "string", multiple: true },
-    "udp-max-datagram": { type: "string" },
-    "udp-rate": { type: "string" },
-    "udp-burst": { type: "string" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, SERVER_USAGE);
+  const { values, positionals } = parse(args, SERVER_OPTIONS, SERVER_USAGE);
   if (values.help) {
     print(Deno.stdout, SERVER_USAGE);
     return 0;
@@ -324,7 +479,7 @@ async function serverCommand(args: string[]): Promise<number> {
   const execOnly = ["exec-allow", "exec-env-allow", "exec-max", "exec-timeout"] as const;
   const stray = execOnly.find((name) => values[name] !== undefined);
   if (!values.exec && stray) throw new UsageError(`--${stray} needs --exec`, u);
-  const { requirePermissions, revokeExcept } = await import("./lib/permissions.ts");
+  const { revokeExcept } = await import("./lib/permissions.ts");
   requirePermissions(serverNeeds(listen, values), { action: "start the server" });
   const [{ serve }, { echoService }, { ChatRoom }, { formatEvent, formatEventJson }] = await Promise
     .all([
@@ -648,24 +803,7 @@ async function generatedToken(): Promise<string> {
 }
 
 async function clientCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    chat: { type: "string" },
-    raw: { type: "boolean" },
-    udp: { type: "boolean" },
-    count: { type: "string" },
-    interval: { type: "string" },
-    size: { type: "string" },
-    timeout: { type: "string" },
-    "token-file": { type: "string" },
-    "connect-timeout": { type: "string" },
-    tls: { type: "boolean" },
-    ca: { type: "string" },
-    pin: { type: "string" },
-    "known-hosts": { type: "string" },
-    insecure: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, CLIENT_USAGE);
+  const { values, positionals } = parse(args, CLIENT_OPTIONS, CLIENT_USAGE);
   if (values.help) {
     print(Deno.stdout, CLIENT_USAGE);
     return 0;
@@ -687,6 +825,7 @@ async function clientCommand(args: string[]): Promise<number> {
   }
   if (values.udp) return await udpClient(positionals[0]!, values);
   const address = flag(CLIENT_USAGE, "address", positionals[0], parseAddress)!;
+  requireConnect(address);
   const connectTimeout =
     flag(CLIENT_USAGE, "connect-timeout", values["connect-timeout"], parseDuration) ??
       10_000;
@@ -742,21 +881,11 @@ const EXEC_REFUSALS: Record<string, number> = { not_executable: 126, not_found: 
 
 async function execCommand(args: string[]): Promise<number> {
   const split = args.indexOf("--");
-  const { values, positionals } = parse(split === -1 ? args : args.slice(0, split), {
-    timeout: { type: "string" },
-    cwd: { type: "string" },
-    env: { type: "string", multiple: true },
-    "no-stdin": { type: "boolean" },
-    "token-file": { type: "string" },
-    "connect-timeout": { type: "string" },
-    tls: { type: "boolean" },
-    ca: { type: "string" },
-    pin: { type: "string" },
-    "known-hosts": { type: "string" },
-    insecure: { type: "boolean" },
-    json: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  }, EXEC_USAGE);
+  const { values, positionals } = parse(
+    split === -1 ? args : args.slice(0, split),
+    EXEC_OPTIONS,
+    EXEC_USAGE,
+  );
   if (values.help) {
     print(Deno.stdout, EXEC_USAGE);
     return 0;
@@ -801,6 +930,7 @@ async function execCommand(args: string[]): Promise<number> {
   let token: string;
   let tls: TlsClientOptions | undefined;
   try {
+    requireConnect(address);
     tls = await clientTls(values, u);
     token = await clientToken("exec", values["token-file"]);
   } catch (error) {
@@ -864,22 +994,7 @@ async function execCommand(args: string[]): Promise<number> {
 }
 
 async function uploadCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    to: { type: "string" },
-    resume: { type: "boolean" },
-    overwrite: { type: "boolean" },
-    "no-preserve": { type: "boolean" },
-    "no-progress": { type: "boolean" },
-    json: { type: "boolean" },
-    "token-file": { type: "string" },
-    "connect-timeout": { type: "string" },
-    tls: { type: "boolean" },
-    ca: { type: "string" },
-    pin: { type: "string" },
-    "known-hosts": { type: "string" },
-    insecure: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, UPLOAD_USAGE);
+  const { values, positionals } = parse(args, UPLOAD_OPTIONS, UPLOAD_USAGE);
   if (values.help) {
     print(Deno.stdout, UPLOAD_USAGE);
     return 0;
@@ -891,6 +1006,7 @@ async function uploadCommand(args: string[]): Promise<number> {
   const [addressText, ...paths] = positionals as [string, ...string[]];
   const address = flag(u, "address", addressText, parseAddress)!;
   const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
+  requireConnect(address);
   const tls = await clientTls(values, u);
   const token = await clientToken("upload", values["token-file"]);
   const [{ upload }, { ProgressBar }] = await Promise.all([
@@ -983,6 +1099,21 @@ async function clientToken(service: string, tokenFile: string | undefined): Prom
         ? `the server's machine with --allow-read=${defaultFile} so that its token file is read`
         : "the server's machine, where it is read from ~/.config/sockit/token"),
   );
+}
+
+/**
+ * Checks, before anything else happens, that Deno lets this process connect
+ * to `address`; if not, one line names the flag to add.
+ */
+function requireConnect(address: Address): void {
+  const host = address.transport === "unix"
+    ? `unix:${address.path}`
+    : `${
+      address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
+    }:${address.port}`;
+  requirePermissions([{ name: "net", host, why: `to connect to ${formatAddress(address)}` }], {
+    action: "connect",
+  });
 }
 
 /** The client flags that ask for TLS. */
@@ -1160,6 +1291,36 @@ function describe(error: unknown): string {
   return escapeForLog(error instanceof Error ? error.message : String(error), 500);
 }
 
+async function completionsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, COMPLETIONS_OPTIONS, COMPLETIONS_USAGE);
+  if (values.help) {
+    print(Deno.stdout, COMPLETIONS_USAGE);
+    return 0;
+  }
+  const { completionScript, SHELLS } = await import("./lib/_completions.ts");
+  const [shell, extra] = positionals;
+  if (shell === undefined) throw new UsageError("missing the shell", COMPLETIONS_USAGE);
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument "${extra}"`, COMPLETIONS_USAGE);
+  }
+  const known = SHELLS.find((s) => s === shell);
+  if (known === undefined) {
+    throw new UsageError(unknownName("shell", shell, SHELLS), COMPLETIONS_USAGE);
+  }
+  print(
+    Deno.stdout,
+    completionScript(known, {
+      program: "sockit",
+      commands: COMMANDS,
+      globalFlags: [
+        { long: "version", short: "V", description: "print the version" },
+        { long: "help", short: "h", description: "show the usage" },
+      ],
+    }),
+  );
+  return 0;
+}
+
 /**
  * Runs the command line with `args` and returns the exit code.
  *
@@ -1200,27 +1361,26 @@ export async function main(args: string[]): Promise<number> {
       case "-V":
         print(Deno.stdout, `sockit ${denoConfig.version}\n`);
         return 0;
+      case "completions":
+        return await completionsCommand(rest);
       case "help":
       case "--help":
-      case "-h":
-        print(
-          Deno.stdout,
-          rest[0] === "server"
-            ? SERVER_USAGE
-            : rest[0] === "client"
-            ? CLIENT_USAGE
-            : rest[0] === "exec"
-            ? EXEC_USAGE
-            : rest[0] === "upload"
-            ? UPLOAD_USAGE
-            : USAGE,
-        );
+      case "-h": {
+        const topic = rest[0];
+        const usage = topic === undefined || topic === "--help" || topic === "-h"
+          ? USAGE
+          : COMMANDS.find((c) => c.name === topic)?.usage;
+        if (usage === undefined) {
+          throw new UsageError(unknownName("command", topic!, COMMANDS.map((c) => c.name)), USAGE);
+        }
+        print(Deno.stdout, usage);
         return 0;
+      }
       case undefined:
         print(Deno.stderr, USAGE);
         return 2;
       default:
-        throw new UsageError(`unknown command "${command}"`, USAGE);
+        throw new UsageError(unknownName("command", command, TOP_LEVEL), USAGE);
     }
   } catch (error) {
     if (error instanceof UsageError) {

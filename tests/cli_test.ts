@@ -1,6 +1,7 @@
 import { deepEqual, match, ok } from "node:assert/strict";
 import { CLI, NET, sockit, startCli } from "./_cli.ts";
 import { startServer } from "./_utils.ts";
+import denoConfig from "../deno.json" with { type: "json" };
 
 const TOKEN = "cli-test-token-0123456789";
 
@@ -347,6 +348,168 @@ Deno.test("out-of-range flag values are usage errors naming the flag", async (t)
       const result = await sockit(NET, ["server", ...args]);
       deepEqual(result.code, 2);
       match(result.stderr, message);
+    });
+  }
+});
+
+Deno.test("an unknown flag or command is a usage error that suggests the nearest name", async (t) => {
+  for (
+    const [args, first, usage] of [
+      [
+        ["server", "--listn", "127.0.0.1:0"],
+        'error: unknown option "--listn" (did you mean --listen?)',
+        "Usage: sockit server",
+      ],
+      [
+        ["client", "127.0.0.1:1", "--tsl"],
+        'error: unknown option "--tsl" (did you mean --tls?)',
+        "Usage: sockit client",
+      ],
+      [
+        ["upload", "127.0.0.1:1", "f", "--overwrit=yes"],
+        'error: unknown option "--overwrit" (did you mean --overwrite?)',
+        "Usage: sockit upload",
+      ],
+      [["server", "--zzzzzz"], 'error: unknown option "--zzzzzz"', "Usage: sockit server"],
+      [["server", "-q"], 'error: unknown option "-q"', "Usage: sockit server"],
+      [["sever"], 'error: unknown command "sever" (did you mean server?)', "Usage:\n"],
+      [["--verison"], 'error: unknown command "--verison" (did you mean --version?)', "Usage:\n"],
+      [["help", "uplod"], 'error: unknown command "uplod" (did you mean upload?)', "Usage:\n"],
+      [["frobnicate"], 'error: unknown command "frobnicate"', "Usage:\n"],
+      [
+        ["completions", "bsh"],
+        'error: unknown shell "bsh" (did you mean bash?)',
+        "Usage: sockit completions",
+      ],
+    ] as const
+  ) {
+    await t.step(args.join(" "), async () => {
+      // No permissions: arguments are checked before anything is touched.
+      const result = await sockit([], [...args]);
+      deepEqual(result.code, 2, result.stderr);
+      deepEqual(result.stdout, "");
+      deepEqual(result.stderr.split("\n")[0], first);
+      ok(result.stderr.includes(`\n\n${usage}`), result.stderr);
+    });
+  }
+});
+
+Deno.test("sockit --version and -V print the version in deno.json", async () => {
+  const expected = `sockit ${denoConfig.version}\n`;
+  deepEqual(await sockit([], ["--version"]), { code: 0, stdout: expected, stderr: "" });
+  deepEqual(await sockit([], ["-V"]), { code: 0, stdout: expected, stderr: "" });
+});
+
+Deno.test("help COMMAND and COMMAND --help print the same text on stdout", async () => {
+  for (const command of ["server", "client", "exec", "upload", "completions"]) {
+    const help = await sockit([], ["help", command]);
+    deepEqual(help.code, 0);
+    match(help.stdout, new RegExp(`^Usage: sockit ${command}`));
+    match(help.stdout, /\nExamples:\n {2}\S/);
+    deepEqual(await sockit([], [command, "--help"]), help);
+  }
+});
+
+/** Each `--flag` an option line of `sockit help COMMAND` lists. */
+async function helpFlags(command: string): Promise<string[]> {
+  const { stdout } = await sockit([], ["help", command]);
+  return [...stdout.matchAll(/^ {2}(?:-\w, | {4})(--[\w-]+)/gm)].map((m) => m[1]!);
+}
+
+Deno.test("sockit completions bash offers every subcommand and every flag of each", async () => {
+  const result = await sockit([], ["completions", "bash"]);
+  deepEqual(result.code, 0, result.stderr);
+  deepEqual(result.stderr, "");
+  const script = result.stdout;
+  match(script, /^complete -o default -F _sockit sockit$/m);
+  match(script, /compgen -W 'server client exec upload help completions --version --help'/);
+  for (const command of ["server", "client", "exec", "upload", "completions"]) {
+    const flags = await helpFlags(command);
+    ok(flags.length > 0, command);
+    const offered = script.match(new RegExp(`^ {4}${command}\\)\\n(?:.*\\n)*? {6};;$`, "m"))?.[0];
+    ok(offered, `no case for ${command}`);
+    for (const flag of flags) match(offered, new RegExp(`[' ]${flag}[' ]`), `${command} ${flag}`);
+  }
+  ok(script.includes("--listen"));
+});
+
+/** Whether `program` runs here. */
+async function installed(program: string): Promise<boolean> {
+  try {
+    await new Deno.Command(program, { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+Deno.test("completion scripts parse in bash, zsh and fish (each skipped when not installed)", async (t) => {
+  for (
+    const [shell, check] of [
+      ["bash", ["-n"]],
+      ["zsh", ["-n"]],
+      ["fish", ["--no-execute"]],
+    ] as const
+  ) {
+    const present = await installed(shell);
+    if (!present) console.log(`skipped: ${shell} is not installed, its script is not parsed`);
+    await t.step({
+      name: `${shell} ${check.join(" ")}`,
+      ignore: !present,
+      fn: async () => {
+        const result = await sockit([], ["completions", shell]);
+        deepEqual(result.code, 0, result.stderr);
+        const file = await Deno.makeTempFile({ suffix: `.${shell}` });
+        try {
+          await Deno.writeTextFile(file, result.stdout);
+          const parsed = await new Deno.Command(shell, { args: [...check, file] }).output();
+          const errors = new TextDecoder().decode(parsed.stderr);
+          deepEqual([parsed.code, errors], [0, ""]);
+        } finally {
+          await Deno.remove(file);
+        }
+      },
+    });
+  }
+});
+
+Deno.test("the bash completion completes subcommands, flags and operands", async (t) => {
+  const present = await installed("bash");
+  if (!present) console.log("skipped: bash is not installed");
+  const { stdout: script } = await sockit([], ["completions", "bash"]);
+  for (
+    const [line, expected] of [
+      ["sockit se", "server"],
+      ["sockit server --lis", "--listen"],
+      ["sockit server --tls", "--tls --tls-cert --tls-key"],
+      ["sockit client 127.0.0.1:7070 --tl", "--tls"],
+      ["sockit upload 127.0.0.1:7070 --res", "--resume"],
+      ["sockit exec 127.0.0.1:7070 --ti", "--timeout"],
+      ["sockit exec 127.0.0.1:7070 -- ls --ti", ""], // the remote command's own flags
+      ["sockit server --listen ", ""], // a value: bash's default applies
+      ["sockit help ex", "exec"],
+      ["sockit completions ", "bash zsh fish"],
+      ["sockit --vers", "--version"],
+    ] as const
+  ) {
+    await t.step({
+      name: JSON.stringify(line),
+      ignore: !present,
+      fn: async () => {
+        const words = line.split(" ");
+        const test = `${script}
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")})
+COMP_CWORD=${words.length - 1}
+_sockit
+printf '%s' "\${COMPREPLY[*]}"`;
+        const { code, stdout, stderr } = await new Deno.Command("bash", {
+          args: ["--norc", "--noprofile", "-c", test],
+        }).output();
+        const decoder = new TextDecoder();
+        deepEqual([code, decoder.decode(stdout), decoder.decode(stderr)], [0, expected, ""]);
+      },
     });
   }
 });
