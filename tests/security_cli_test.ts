@@ -171,6 +171,21 @@ Deno.test("a missing permission is one line naming the flag to add", async (t) =
     match(lines[0]!, /--allow-net=127\.0\.0\.1:7391/);
     ok(!/\bat \w+ \(/.test(result.stderr), "no stack trace");
   });
+  await t.step("client, exec and upload: the address they connect to", async () => {
+    for (
+      const [args, code] of [
+        [["client", "127.0.0.1:7391"], 1],
+        [["exec", "127.0.0.1:7391", "--", "true"], 255],
+        [["upload", "[::1]:7391", "x"], 1],
+      ] as const
+    ) {
+      const result = await sockit([], args, { clearEnv: true });
+      deepEqual(result.code, code, result.stderr);
+      const lines = result.stderr.trim().split("\n");
+      deepEqual(lines.length, 1, result.stderr);
+      match(lines[0]!, /missing permission --allow-net=('\[::1\]:7391'|127\.0\.0\.1:7391)/);
+    }
+  });
   await t.step("the upload directory, with the token in SOCKIT_TOKEN", async () => {
     await using h = await home();
     const result = await sockit(
