@@ -18,6 +18,17 @@
  * deepEqual(new TextDecoder().decode((await session.read())?.body), "ping");
  * ```
  *
+ * A tour: {@linkcode serve} and {@linkcode connect} (with `echoService` and
+ * `ChatRoom`) are the server and client; `execService` and {@linkcode exec}
+ * run commands remotely; `uploadService`, `UploadStore` and {@linkcode upload}
+ * move files, verified and atomically; `serveUdp`, `udpRequest` and `ping`
+ * do UDP echo; `createSelfSigned`, `ensureTlsIdentity`, `connectTls` and the
+ * `tls` options of `serve` and `connect` add TLS verified by CA, pin or known
+ * hosts; `AccessList` and `SourceGuard` decide who may connect;
+ * `requirePermissions` and `revokeExcept` keep a process to the Deno
+ * permissions it needs. `FrameReader`/`FrameWriter` are the fast framing
+ * path, `FrameEncoderStream`/`FrameDecoderStream` the Web Streams one.
+ *
  * The codec alone composes with any byte stream:
  *
  * ```ts
