@@ -83,7 +83,7 @@ Deno.test("a missing permission is one line that names the flag", async () => {
   const result = await sockit([], ["client", t.address], { stdin: "x\n" });
   deepEqual(result.code, 1);
   deepEqual(result.stderr.trim().split("\n").length, 1, result.stderr);
-  match(result.stderr, /^error: missing permission: .*--allow-net/);
+  match(result.stderr, new RegExp(`^error: .*missing permission --allow-net=${t.address}`));
 });
 
 Deno.test("token authentication from a file and from SOCKIT_TOKEN", async (t) => {
