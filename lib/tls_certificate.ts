@@ -126,7 +126,8 @@ function firstCertificate(text: string, source = "the PEM text"): x509.X509Certi
  * @param certFile the certificate chain, leaf first
  * @param keyFile the private key
  * @returns the identity
- * @throws {TlsCertificateError} when a file is missing, holds no PEM, or the
+ * @throws {TlsCertificateError} when a file is missing, holds no PEM, the key
+ *   file can be read by other users (as ssh refuses such keys), or the
  *   certificate has expired or is not valid yet
  *
  * @example Load files written by createSelfSigned
@@ -144,7 +145,7 @@ function firstCertificate(text: string, source = "the PEM text"): x509.X509Certi
  * ```
  */
 export async function loadTlsIdentity(certFile: string, keyFile: string): Promise<TlsIdentity> {
-  const [cert, key] = await Promise.all([read(certFile), read(keyFile)]);
+  const [cert, key] = await Promise.all([read(certFile), privateFile(keyFile).then(read)]);
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
     throw new TlsCertificateError(`Cannot use key file "${keyFile}": no PEM private key in it`);
   }
@@ -200,7 +201,7 @@ export async function ensureTlsIdentity(
   options: SelfSignedOptions = {},
 ): Promise<TlsIdentity & { created: boolean }> {
   try {
-    return { ...await loadTlsIdentity(await privateFile(path), path), created: false };
+    return { ...await loadTlsIdentity(path, path), created: false };
   } catch (error) {
     if (!(error instanceof TlsCertificateError && error.cause instanceof Deno.errors.NotFound)) {
       throw error;

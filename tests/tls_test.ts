@@ -4,6 +4,7 @@ import {
   ConnectError,
   createSelfSigned,
   formatFingerprint,
+  loadTlsIdentity,
   MessageType,
   type TlsIdentity,
   TlsVerifyError,
@@ -198,4 +199,21 @@ Deno.test("openssl s_client completes a TLS 1.3 handshake", async (t) => {
     ok(out.success, text);
     match(text, /Protocol version: TLSv1\.3/);
   });
+});
+
+Deno.test("a key file other users can read is refused, as ssh refuses one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/cert.pem`, identity.cert);
+    await Deno.writeTextFile(`${dir}/key.pem`, identity.key);
+    await Deno.chmod(`${dir}/key.pem`, 0o644);
+    await rejects(loadTlsIdentity(`${dir}/cert.pem`, `${dir}/key.pem`), /chmod 600/);
+    await Deno.chmod(`${dir}/key.pem`, 0o600);
+    deepEqual(
+      (await loadTlsIdentity(`${dir}/cert.pem`, `${dir}/key.pem`)).fingerprint,
+      identity.fingerprint,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
