@@ -41,6 +41,10 @@ export const SOCKIT: ServerSpec = {
     "--json",
     "--max-conns",
     "2000",
+    // Every load client comes from 127.0.0.1: one source by design, so the
+    // per-source handshake cap is raised to the whole handshake cap.
+    "--max-per-source",
+    "64",
   ],
 };
 
