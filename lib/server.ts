@@ -309,16 +309,37 @@ export class Server implements AsyncDisposable {
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    let failures = 0;
+    let reported = -Infinity;
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopping || error instanceof Deno.errors.BadResource) return;
-        // EMFILE and the like: report, pause briefly, keep serving.
-        this.#emit({ type: "error", code: "accept_failed", message: String(error) });
+        // EMFILE and the like: report, pause briefly, keep serving. While
+        // it lasts, one line per 10 s with the count, not one per retry.
+        const now = performance.now();
+        failures++;
+        if (now - reported >= ACCEPT_FAILURE_REPORT_INTERVAL) {
+          const more = failures > 1 ? ` (${failures} failed accepts in the last period)` : "";
+          this.#emit({ type: "error", code: "accept_failed", message: String(error) + more });
+          reported = now;
+          failures = 0;
+        }
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
+      }
+      if (failures > 0 || reported > -Infinity) {
+        if (failures > 0) {
+          this.#emit({
+            type: "error",
+            code: "accept_failed",
+            message: `accepting again after ${failures} more failed accepts`,
+          });
+        }
+        failures = 0;
+        reported = -Infinity;
       }
       if (this.#stopping) {
         conn.close();
@@ -674,6 +695,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     throw error;
   }
 }
+
+/** At most one `accept_failed` report per this many milliseconds while accepts keep failing. */
+const ACCEPT_FAILURE_REPORT_INTERVAL = 10_000;
 
 /** A TLS handshake failed: the session ends without an error frame. */
 class TlsFailed extends Error {}
