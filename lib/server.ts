@@ -512,6 +512,17 @@ export class Server implements AsyncDisposable {
       this.#sessions.delete(session);
       leaveHandshake();
     }
+    if (session.closeError !== undefined) {
+      // Closing failed for a reason other than the peer going away: a bug
+      // worth a line, though the connection is closed either way.
+      this.#emit({
+        type: "error",
+        id,
+        remote,
+        code: "internal",
+        message: `closing failed: ${String(session.closeError)}`,
+      });
+    }
     this.#emit({ type: "closed", id, remote, service: session.service, reason });
     if (this.#sessions.size === 0) this.#drained?.();
   }
