@@ -495,8 +495,31 @@ Deno.test("a client that reads slowly holds the command back, not server memory"
       "-c",
       `head -c 100000000 /dev/zero; touch ${marker}`,
     ], { token: TOKEN });
-    // Read nothing for a while: the command must block on its pipe.
-    await delay(1000);
+    // Read nothing: the command must block on its pipe and stay blocked.
+    // Wait for that itself, bounded: its writer asleep on a pipe and its
+    // count of bytes written unchanged over a few samples (ps, not /proc,
+    // which Deno opens only with --allow-all). A server that buffered the
+    // output would keep the count growing until the command ended.
+    const ps = async (...args: string[]) => {
+      const { stdout } = await new Deno.Command("ps", { args, stdout: "piped", stderr: "null" })
+        .output();
+      return decoder.decode(stdout).trim();
+    };
+    let stalled = false, seen = false, last = "";
+    for (let same = 0, end = performance.now() + 10_000; performance.now() < end;) {
+      const shell = (await ps("-o", "pid=,args=", "--ppid", String(Deno.pid)))
+        .split("\n").find((line) => line.includes(marker))?.trim().split(/\s+/)[0];
+      const writer = shell ? await ps("-o", "stat=,wchan:40=,wchars=,args=", "--ppid", shell) : "";
+      if (writer.includes("head -c")) seen = true;
+      else if (seen) break; // it finished: its output went somewhere
+      const [stat = "", wchan = "", written = ""] = writer.split(/\s+/);
+      const asleep = stat.startsWith("S") && /pipe/.test(wchan) && /^\d+$/.test(written);
+      same = asleep && written === last ? same + 1 : 0;
+      last = written;
+      if ((stalled = same >= 3)) break;
+      await delay(20);
+    }
+    ok(stalled, `the command did not stay blocked on its pipe (last wrote ${last} bytes)`);
     await rejects(Deno.stat(marker), Deno.errors.NotFound);
     const grown = Deno.memoryUsage().rss - before;
     ok(grown < 48 * 1024 * 1024, `memory grew by ${grown} bytes while the client read nothing`);

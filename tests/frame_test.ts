@@ -240,7 +240,8 @@ Deno.test("FrameWriter keeps frames whole and in order when flushes overlap", as
   const written: Uint8Array[] = [];
   const sink = {
     async write(p: Uint8Array): Promise<number> {
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      // Completes later, not at once: flushes called meanwhile overlap.
+      await Promise.resolve();
       const n = Math.min(3, p.length); // partial writes
       written.push(p.slice(0, n));
       return n;

@@ -75,12 +75,16 @@ Deno.test("an event handler that throws does not take the server down", async ()
 });
 
 Deno.test("a reply followed by a PONG is printed without waiting for more", async () => {
+  // The fake holds the connection open (nothing more arrives, not even EOF)
+  // until the test has seen the reply printed or given up waiting for it.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
   const fake = fakeServer(WELCOME, async (conn) => {
     await new FrameReader(conn).read(); // the line
     const reply = messageFrame(MessageType.Data, text.encode("hello"));
     const pong = messageFrame(MessageType.Pong);
     await send(conn, new Uint8Array([...reply, ...pong]));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await released;
   });
   await using session = await connect(fake.address, { keepalive: false });
   let printed = "";
@@ -102,7 +106,9 @@ Deno.test("a reply followed by a PONG is printed without waiting for more", asyn
       },
     },
   }).catch((error) => error);
-  ok(await waitFor(() => printed === "hello\n", 250), `printed ${JSON.stringify(printed)}`);
+  const seen = await waitFor(() => printed === "hello\n", 250);
+  release();
+  ok(seen, `printed ${JSON.stringify(printed)}`);
   await fake.done;
   await running;
   fake.listener.close();
