@@ -70,6 +70,11 @@ export interface CliOptions {
 export interface SpawnCliOptions extends CliOptions {
   /** The child's stdin. @default {"null"} */
   stdin?: "piped" | "null";
+  /**
+   * A lower open-file limit, soft and hard, set by `sh`'s `ulimit -n`
+   * before `exec`, so that Deno cannot raise it back. @default {undefined}
+   */
+  nofile?: number;
 }
 
 /** A CLI child process started by {@linkcode spawnCli}. */
@@ -131,9 +136,13 @@ export async function spawnCli(
     // A compiled binary has no module cache to share.
     if ("script" in entry) base.DENO_DIR = await cacheDir();
   }
-  const [command, commandArgs] = "script" in entry
+  let [command, commandArgs] = "script" in entry
     ? [Deno.execPath(), ["run", ...entry.flags ?? [], ...permissions, entry.script, ...args]]
     : [entry.executable, [...args]];
+  if (options.nofile !== undefined) {
+    commandArgs = ["-c", `ulimit -n ${options.nofile} && exec "$0" "$@"`, command, ...commandArgs];
+    command = "sh";
+  }
   const child = new Deno.Command(command, {
     args: commandArgs,
     stdin: options.stdin ?? "null",
@@ -277,4 +286,138 @@ export async function startCli(
       await (stopped ??= stop());
     },
   };
+}
+
+/** One NDJSON event a server printed (`{ type: "unparsable", line }` for a line that is not JSON). */
+export type CliEvent = Record<string, unknown>;
+
+/** A `sockit server --json` child whose events can be awaited as they are printed. */
+export interface EventServer extends AsyncDisposable {
+  /** The address from its `listening` event. */
+  address: string;
+  child: Deno.ChildProcess;
+  /** Every event printed so far. */
+  events: CliEvent[];
+  /** Whether the process has exited (and its output was read to the end). */
+  readonly exited: boolean;
+  /**
+   * The first event `test` accepts, printed already or later; rejects after
+   * `ms`, when the server exits first, or when `signal` aborts.
+   */
+  next(
+    what: string,
+    test: (event: CliEvent) => boolean,
+    ms?: number,
+    signal?: AbortSignal,
+  ): Promise<CliEvent>;
+  /** SIGTERM (SIGKILL 10 s later); the exit code and everything printed. Idempotent. */
+  stop(): Promise<Result>;
+  /** SIGKILL; the exit code and everything printed. */
+  crash(): Promise<Result>;
+}
+
+/**
+ * Starts `sockit server --json ARGS` and waits (10 s at most) for its
+ * `listening` event; unlike {@linkcode startCli} it keeps every event it
+ * prints, to be awaited with `next`.
+ *
+ * @param permissions the exact permission flags
+ * @param args the server arguments after `server --json`
+ * @param options environment and open-file limit
+ * @returns the running server; dispose of it to stop it
+ * @throws {Error} when the server exits or stays silent instead of listening
+ */
+export async function startEventServer(
+  permissions: readonly string[],
+  args: readonly string[],
+  options: Omit<SpawnCliOptions, "stdin" | "timeout"> = {},
+): Promise<EventServer> {
+  const { child } = await spawnCli(permissions, ["server", "--json", ...args], options);
+  const events: CliEvent[] = [];
+  const waiters = new Set<() => void>();
+  const wake = () => waiters.forEach((check) => check());
+  let stdout = "";
+  const stdoutDone = (async () => {
+    let pending = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += text;
+      pending += text;
+      for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        try {
+          events.push(JSON.parse(line));
+        } catch (error) {
+          if (!(error instanceof SyntaxError)) throw error;
+          events.push({ type: "unparsable", line });
+        }
+      }
+      wake();
+    }
+  })();
+  const stderr = new Response(child.stderr).text();
+  let exited = false;
+  const ended = Promise.all([child.status, stdoutDone]).finally(() => {
+    exited = true;
+    wake();
+  });
+  const next = (
+    what: string,
+    test: (event: CliEvent) => boolean,
+    ms = 10_000,
+    signal?: AbortSignal,
+  ) =>
+    new Promise<CliEvent>((resolve, reject) => {
+      const settle = (done: () => void) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        signal?.removeEventListener("abort", check);
+        done();
+      };
+      const check = () => {
+        const found = events.find(test);
+        if (found) settle(() => resolve(found));
+        else if (exited) settle(() => reject(new Error(`the server exited before ${what}`)));
+        else if (signal?.aborted) settle(() => reject(signal.reason));
+      };
+      const timer = setTimeout(
+        () => settle(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`))),
+        ms,
+      );
+      waiters.add(check);
+      signal?.addEventListener("abort", check);
+      check();
+    });
+  let stopped: Promise<Result> | undefined;
+  const end = (signal: Deno.Signal): Promise<Result> =>
+    stopped ??= (async () => {
+      kill(child, signal);
+      const stuck = setTimeout(() => kill(child, "SIGKILL"), 10_000);
+      await ended.finally(() => clearTimeout(stuck));
+      return { code: (await child.status).code, stdout, stderr: await stderr };
+    })();
+  const server: EventServer = {
+    address: "",
+    child,
+    events,
+    get exited() {
+      return exited;
+    },
+    next,
+    stop: () => end("SIGTERM"),
+    crash: () => end("SIGKILL"),
+    [Symbol.asyncDispose]: async () => {
+      await end("SIGTERM");
+    },
+  };
+  try {
+    const listening = await next("the listening event", (e) => e.type === "listening");
+    server.address = String(listening.address);
+  } catch (error) {
+    const result = await end("SIGKILL");
+    throw new Error(`server did not start (exit ${result.code}): ${result.stderr}`, {
+      cause: error,
+    });
+  }
+  return server;
 }

@@ -15,7 +15,15 @@
 import { deepEqual, match, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connect as nodeConnect } from "node:net";
-import { CLI, kill, NET, type Result, sockit, spawnCli } from "./_cli.ts";
+import {
+  type CliEvent,
+  type EventServer,
+  kill,
+  NET,
+  sockit,
+  spawnCli,
+  startEventServer,
+} from "./_cli.ts";
 import { helloFrame, messageFrame, rawConnect, rawSession, readMessage, send } from "./_utils.ts";
 import {
   computeProof,
@@ -32,7 +40,8 @@ const TOKEN = "faults-test-token-0123456789";
 /** Milliseconds between SIGTERM and SIGKILL for an exec command (the server's default). */
 const KILL_GRACE = 5_000;
 
-type Event = Record<string, unknown>;
+type Event = CliEvent;
+type CliServer = EventServer;
 
 /** A temporary directory holding a token file (mode 0600), removed on disposal. */
 async function tokenDir(): Promise<AsyncDisposable & { dir: string; tokenFile: string }> {
@@ -43,144 +52,17 @@ async function tokenDir(): Promise<AsyncDisposable & { dir: string; tokenFile: s
   return { dir, tokenFile, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
 }
 
-/** A `sockit server --json` child whose events can be awaited as they are printed. */
-interface CliServer extends AsyncDisposable {
-  /** The TCP address it listens on. */
-  address: string;
-  child: Deno.ChildProcess;
-  /** Every event printed so far. */
-  events: Event[];
-  /** Whether the process has exited (and its output was read to the end). */
-  readonly exited: boolean;
-  /**
-   * The first event `test` accepts, printed already or later; rejects after
-   * `ms`, or when `signal` aborts.
-   */
-  next(
-    what: string,
-    test: (event: Event) => boolean,
-    ms?: number,
-    signal?: AbortSignal,
-  ): Promise<Event>;
-  /** SIGTERM (SIGKILL 10 s later); the exit code and everything printed. Idempotent. */
-  stop(): Promise<Result>;
-  /** SIGKILL; the exit code and everything printed. */
-  crash(): Promise<Result>;
-}
-
 /**
  * Starts `sockit server --json --listen 127.0.0.1:0 ARGS` with exactly
- * `permissions`, optionally under a lower open-file limit (soft and hard,
- * set by `sh`'s `ulimit -n` before `exec`, so that Deno cannot raise it
- * back), and waits (10 s at most) for its `listening` event.
+ * `permissions`, optionally under a lower open-file limit, and waits (10 s
+ * at most) for its `listening` event.
  */
-async function startServer(
+function startServer(
   permissions: readonly string[],
   args: readonly string[],
   options: { nofile?: number } = {},
 ): Promise<CliServer> {
-  const deno = [
-    "run",
-    ...permissions,
-    CLI,
-    "server",
-    "--json",
-    "--listen",
-    "127.0.0.1:0",
-    ...args,
-  ];
-  const [command, commandArgs] = options.nofile === undefined
-    ? [Deno.execPath(), deno]
-    : ["sh", ["-c", `ulimit -n ${options.nofile} && exec "$0" "$@"`, Deno.execPath(), ...deno]];
-  const child = new Deno.Command(command, {
-    args: commandArgs,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const events: Event[] = [];
-  const waiters = new Set<() => void>();
-  const wake = () => waiters.forEach((check) => check());
-  let stdout = "";
-  const stdoutDone = (async () => {
-    let pending = "";
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-      stdout += text;
-      pending += text;
-      for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        try {
-          events.push(JSON.parse(line));
-        } catch (error) {
-          if (!(error instanceof SyntaxError)) throw error;
-          events.push({ type: "unparsable", line });
-        }
-      }
-      wake();
-    }
-  })();
-  const stderr = new Response(child.stderr).text();
-  let exited = false;
-  const ended = Promise.all([child.status, stdoutDone]).finally(() => {
-    exited = true;
-    wake();
-  });
-  const next = (what: string, test: (event: Event) => boolean, ms = 10_000, signal?: AbortSignal) =>
-    new Promise<Event>((resolve, reject) => {
-      const settle = (done: () => void) => {
-        clearTimeout(timer);
-        waiters.delete(check);
-        signal?.removeEventListener("abort", check);
-        done();
-      };
-      const check = () => {
-        const found = events.find(test);
-        if (found) settle(() => resolve(found));
-        else if (exited) settle(() => reject(new Error(`the server exited before ${what}`)));
-        else if (signal?.aborted) settle(() => reject(signal.reason));
-      };
-      const timer = setTimeout(
-        () => settle(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`))),
-        ms,
-      );
-      waiters.add(check);
-      signal?.addEventListener("abort", check);
-      check();
-    });
-  let stopped: Promise<Result> | undefined;
-  const end = (signal: Deno.Signal): Promise<Result> =>
-    stopped ??= (async () => {
-      kill(child, signal);
-      const stuck = setTimeout(() => kill(child, "SIGKILL"), 10_000);
-      await ended.finally(() => clearTimeout(stuck));
-      return { code: (await child.status).code, stdout, stderr: await stderr };
-    })();
-  const server: CliServer = {
-    address: "",
-    child,
-    events,
-    get exited() {
-      return exited;
-    },
-    next,
-    stop: () => end("SIGTERM"),
-    crash: () => end("SIGKILL"),
-    [Symbol.asyncDispose]: async () => {
-      await end("SIGTERM");
-    },
-  };
-  try {
-    const listening = await next("the listening event", (e) => e.type === "listening");
-    server.address = String(listening.address);
-  } catch (error) {
-    const result = await end("SIGKILL");
-    throw new Error(`server did not start (exit ${result.code}): ${result.stderr}`, {
-      cause: error,
-    });
-  }
-  return server;
+  return startEventServer(permissions, ["--listen", "127.0.0.1:0", ...args], options);
 }
 
 /** The events of a server that report trouble inside it: anything but a peer's fault. */

@@ -21,7 +21,15 @@
 
 import { deepEqual, match, notDeepEqual, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { kill, NET, type Result, sockit, spawnCli } from "./_cli.ts";
+import {
+  type EventServer,
+  kill,
+  NET,
+  type Result,
+  sockit,
+  spawnCli,
+  startEventServer,
+} from "./_cli.ts";
 import { startServer } from "./_utils.ts";
 import { upload, uploadService, UploadStore } from "../mod.ts";
 
@@ -169,95 +177,19 @@ function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
 }
 
-/** A `sockit server --json` child whose events can be awaited as they come. */
-interface CliServer extends AsyncDisposable {
-  /** The address it listens on. */
-  address: string;
-  child: Deno.ChildProcess;
-  /** Every event it printed so far. */
-  events: Event[];
-  /** Waits (bounded) for an event `test` accepts, counting those already seen. */
-  waitFor(what: string, test: (event: Event) => boolean, ms?: number): Promise<Event>;
-  /** SIGTERM (SIGKILL 10 s later); the exit code and everything printed. Idempotent. */
-  stop(): Promise<Result>;
-  /** SIGKILL; the exit code and everything printed. */
-  crash(): Promise<Result>;
-}
-
 /**
  * Starts `sockit server --json --listen 127.0.0.1:0 ARGS` in a cleared
  * environment and waits (10 s at most) for its `listening` event.
  */
-async function startServerCli(
+function startServerCli(
   permissions: readonly string[],
   args: readonly string[],
   env: Record<string, string>,
-): Promise<CliServer> {
-  const { child } = await spawnCli(permissions, [
-    "server",
-    "--json",
-    "--listen",
-    "127.0.0.1:0",
-    ...args,
-  ], { clearEnv: true, env });
-  const events: Event[] = [];
-  let exited = false;
-  const status = child.status.finally(() => exited = true);
-  let stdout = "";
-  const stdoutDone = (async () => {
-    let pending = "";
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-      stdout += text;
-      pending += text;
-      for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        try {
-          events.push(JSON.parse(line));
-        } catch {
-          events.push({ type: "unparsable", line });
-        }
-      }
-    }
-  })();
-  const stderr = new Response(child.stderr).text();
-  let stopped: Promise<Result> | undefined;
-  const end = (signal: Deno.Signal): Promise<Result> =>
-    stopped ??= (async () => {
-      kill(child, signal);
-      const stuck = setTimeout(() => kill(child, "SIGKILL"), 10_000);
-      const { code } = await status.finally(() => clearTimeout(stuck));
-      await stdoutDone;
-      return { code, stdout, stderr: await stderr };
-    })();
-  const waitFor = (what: string, test: (event: Event) => boolean, ms = 10_000) =>
-    waitUntil(what, () => {
-      const found = events.find(test);
-      if (found) return found;
-      if (exited) throw new Error(`the server exited while waiting for ${what}`);
-      return undefined;
-    }, ms);
-  const server: CliServer = {
-    address: "",
-    child,
-    events,
-    waitFor,
-    stop: () => end("SIGTERM"),
-    crash: () => end("SIGKILL"),
-    [Symbol.asyncDispose]: async () => {
-      await end("SIGTERM");
-    },
-  };
-  try {
-    const listening = await waitFor("the listening event", (e) => e.type === "listening");
-    server.address = String(listening.address);
-  } catch (error) {
-    const result = await end("SIGKILL");
-    throw new Error(`server did not start (exit ${result.code}): ${result.stderr}`, {
-      cause: error,
-    });
-  }
-  return server;
+): Promise<EventServer> {
+  return startEventServer(permissions, ["--listen", "127.0.0.1:0", ...args], {
+    clearEnv: true,
+    env,
+  });
 }
 
 /** A temporary directory, removed (recursively) on disposal. */
@@ -582,7 +514,7 @@ Deno.test("a client killed mid-file, then a server killed mid-file: --resume com
     deepEqual((await upload.output).code, 137, "killed by SIGKILL");
     ok(upload.held < size, `the partial file had ${upload.held} bytes at the kill`);
     // The server reads what was in flight, then sees the end of the stream.
-    await server.waitFor("the end of the killed client's session", (e) => e.type === "closed");
+    await server.next("the end of the killed client's session", (e) => e.type === "closed");
     deepEqual(await exists(`${dir}/one/big.bin`), false, "nothing under the final name");
     deepEqual(await exists(`${dir}/one`), false, "no parent directory either");
     const [partial] = await partials(dir);
