@@ -16,7 +16,7 @@ import type { TlsClientOptions } from "./tls_client.ts";
 import { parseDuration, parseSize } from "./units.ts";
 import { suggest } from "./_suggest.ts";
 import { requirePermissions } from "./permissions.ts";
-import type { Options } from "./_cli_usage.ts";
+import { type Options, TLS_CLIENT_OPTIONS } from "./_cli_usage.ts";
 
 const encoder = new TextEncoder();
 
@@ -148,7 +148,9 @@ export function requireConnect(address: Address): void {
 }
 
 /** The client flags that ask for TLS. */
-export const TLS_CLIENT_FLAGS = ["tls", "ca", "pin", "known-hosts", "insecure"] as const;
+export const TLS_CLIENT_FLAGS = Object.keys(
+  TLS_CLIENT_OPTIONS,
+) as (keyof typeof TLS_CLIENT_OPTIONS)[];
 
 /** Exit code when a server's certificate changed since it was recorded. */
 export const EXIT_HOST_KEY_CHANGED = 3;

@@ -248,6 +248,15 @@ export const SERVER_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } satisfies Options;
 
+/** The flags of client, exec and upload that ask for TLS and say how to verify it. */
+export const TLS_CLIENT_OPTIONS = {
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  pin: { type: "string" },
+  "known-hosts": { type: "string" },
+  insecure: { type: "boolean" },
+} satisfies Options;
+
 export const CLIENT_OPTIONS = {
   chat: { type: "string" },
   raw: { type: "boolean" },
@@ -258,11 +267,7 @@ export const CLIENT_OPTIONS = {
   timeout: { type: "string" },
   "token-file": { type: "string" },
   "connect-timeout": { type: "string" },
-  tls: { type: "boolean" },
-  ca: { type: "string" },
-  pin: { type: "string" },
-  "known-hosts": { type: "string" },
-  insecure: { type: "boolean" },
+  ...TLS_CLIENT_OPTIONS,
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } satisfies Options;
@@ -274,11 +279,7 @@ export const EXEC_OPTIONS = {
   "no-stdin": { type: "boolean" },
   "token-file": { type: "string" },
   "connect-timeout": { type: "string" },
-  tls: { type: "boolean" },
-  ca: { type: "string" },
-  pin: { type: "string" },
-  "known-hosts": { type: "string" },
-  insecure: { type: "boolean" },
+  ...TLS_CLIENT_OPTIONS,
   json: { type: "string" },
   help: { type: "boolean", short: "h" },
 } satisfies Options;
@@ -292,11 +293,7 @@ export const UPLOAD_OPTIONS = {
   json: { type: "boolean" },
   "token-file": { type: "string" },
   "connect-timeout": { type: "string" },
-  tls: { type: "boolean" },
-  ca: { type: "string" },
-  pin: { type: "string" },
-  "known-hosts": { type: "string" },
-  insecure: { type: "boolean" },
+  ...TLS_CLIENT_OPTIONS,
   help: { type: "boolean", short: "h" },
 } satisfies Options;
 
