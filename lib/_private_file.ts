@@ -5,6 +5,18 @@
  * @module
  */
 
+/**
+ * Why a secret file is unsafe to use, as ssh judges a private key: other
+ * users can read or write it. `undefined` when it is private (and always
+ * on Windows, which has no such mode bits).
+ */
+export function openToOthers(info: Deno.FileInfo): string | undefined {
+  if (Deno.build.os === "windows" || info.mode === null || (info.mode & 0o077) === 0) {
+    return undefined;
+  }
+  return `other users can access it (mode ${(info.mode & 0o777).toString(8)}); run chmod 600`;
+}
+
 /** Makes the directories above `path`, mode 0700 where new. */
 export async function makePrivateParents(path: string): Promise<void> {
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));

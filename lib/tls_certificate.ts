@@ -11,7 +11,7 @@
  */
 
 import * as x509 from "@peculiar/x509";
-import { createPrivateFile } from "./_private_file.ts";
+import { createPrivateFile, openToOthers } from "./_private_file.ts";
 import { TlsCertificateError } from "./fingerprint.ts";
 
 /** A certificate chain and its private key, in PEM, with the leaf's fingerprint. */
@@ -225,12 +225,7 @@ async function privateFile(path: string): Promise<string> {
     }
     throw error;
   }
-  if (Deno.build.os !== "windows" && info.mode !== null && (info.mode & 0o077) !== 0) {
-    throw new TlsCertificateError(
-      `Cannot use "${path}": other users can access it (mode ${
-        (info.mode & 0o777).toString(8)
-      }); run chmod 600`,
-    );
-  }
+  const unsafe = openToOthers(info);
+  if (unsafe) throw new TlsCertificateError(`Cannot use "${path}": ${unsafe}`);
   return path;
 }

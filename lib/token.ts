@@ -7,7 +7,7 @@
  */
 
 import { MIN_TOKEN_LENGTH } from "./auth.ts";
-import { createPrivateFile } from "./_private_file.ts";
+import { createPrivateFile, openToOthers } from "./_private_file.ts";
 import { defaultConfigPath } from "./config_path.ts";
 
 /** Options for {@linkcode loadToken}. */
@@ -115,12 +115,8 @@ async function readTokenFile(path: string): Promise<string> {
   let text: string;
   try {
     const info = await Deno.stat(path);
-    if (Deno.build.os !== "windows" && info.mode !== null && (info.mode & 0o077) !== 0) {
-      throw new TokenError(
-        path,
-        `other users can access it (mode ${(info.mode & 0o777).toString(8)}); run chmod 600`,
-      );
-    }
+    const unsafe = openToOthers(info);
+    if (unsafe) throw new TokenError(path, unsafe);
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof TokenError) throw error;
