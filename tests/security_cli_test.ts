@@ -12,7 +12,7 @@
 
 import { deepEqual, match, notDeepEqual, ok } from "node:assert/strict";
 import { certificateFingerprint, connect, formatFingerprint, MessageType } from "../mod.ts";
-import { NET, type Result, sockit, startCli } from "./_cli.ts";
+import { NET, type Result, type ServerProcess, sockit, startCli } from "./_cli.ts";
 
 /** A temporary HOME, removed on dispose. */
 async function home(): Promise<AsyncDisposable & { path: string }> {
@@ -22,62 +22,54 @@ async function home(): Promise<AsyncDisposable & { path: string }> {
 
 const config = (home: string) => `${home}/.config/sockit`;
 
-/** The flags of `server --tls` with this HOME: its certificate is made and kept there. */
-function tlsServerFlags(home: string): string[] {
+/**
+ * The flags of `server --tls` or a `--tls` client with this HOME: the
+ * server's certificate, or the client's known hosts, are kept under it.
+ */
+function homeFlags(home: string): string[] {
   return [...NET, "--allow-env=HOME", `--allow-read=${home}`, `--allow-write=${home}`];
 }
 
-/** The flags of a TLS client keeping known hosts under this HOME. */
-function tlsClientFlags(home: string): string[] {
-  return [...NET, "--allow-env=HOME", `--allow-read=${home}`, `--allow-write=${home}`];
+/** `sockit server --tls` on a free loopback port, keeping its certificate under `home`. */
+function startTlsServer(home: string): Promise<ServerProcess> {
+  return startCli(homeFlags(home), ["--tls", "-l", "127.0.0.1:0"], {
+    clearEnv: true,
+    env: { HOME: home },
+  });
+}
+
+/** `sockit client ADDRESS --tls` (trust on first use, known hosts under `home`) fed `stdin`. */
+function tlsClient(home: string, address: string, stdin: string): Promise<Result> {
+  return sockit(homeFlags(home), ["client", address, "--tls"], {
+    clearEnv: true,
+    env: { HOME: home },
+    stdin,
+  });
 }
 
 Deno.test("sockit server --tls: a kept certificate, verified by pin or on first use", async (t) => {
   await using serverHome = await home();
   await using clientHome = await home();
-  const env = { HOME: serverHome.path };
   let fingerprint = "";
   let address = "";
   await t.step("the server makes its certificate once, mode 600, and prints it", async () => {
-    await using server = await startCli(tlsServerFlags(serverHome.path), [
-      "--tls",
-      "-l",
-      "127.0.0.1:0",
-    ], {
-      clearEnv: true,
-      env,
-    });
+    await using server = await startTlsServer(serverHome.path);
     address = server.address;
     const pem = await Deno.readTextFile(`${config(serverHome.path)}/tls.pem`);
     fingerprint = await certificateFingerprint(pem);
     deepEqual((await Deno.stat(`${config(serverHome.path)}/tls.pem`)).mode! & 0o777, 0o600);
-    const reply = await sockit(tlsClientFlags(clientHome.path), ["client", address, "--tls"], {
-      clearEnv: true,
-      env: { HOME: clientHome.path },
-      stdin: "hello\n",
-    });
+    const reply = await tlsClient(clientHome.path, address, "hello\n");
     deepEqual([reply.code, reply.stdout], [0, "hello\n"], reply.stderr);
     match(reply.stderr, /new TLS server .* recorded in .*known_hosts/);
     match(reply.stderr, new RegExp(formatFingerprint(fingerprint)));
     // Recorded: the second connection says nothing.
-    const again = await sockit(tlsClientFlags(clientHome.path), ["client", address, "--tls"], {
-      clearEnv: true,
-      env: { HOME: clientHome.path },
-      stdin: "again\n",
-    });
+    const again = await tlsClient(clientHome.path, address, "again\n");
     deepEqual([again.code, again.stdout, again.stderr], [0, "again\n", ""]);
     const result = await server.stop();
     match(result.stderr, new RegExp(`TLS certificate ${formatFingerprint(fingerprint)}`));
   });
   await t.step("a restarted server keeps its fingerprint; --pin as printed works", async () => {
-    await using server = await startCli(tlsServerFlags(serverHome.path), [
-      "--tls",
-      "-l",
-      "127.0.0.1:0",
-    ], {
-      clearEnv: true,
-      env,
-    });
+    await using server = await startTlsServer(serverHome.path);
     const pem = await Deno.readTextFile(`${config(serverHome.path)}/tls.pem`);
     deepEqual(await certificateFingerprint(pem), fingerprint);
     const pinned = await sockit(NET, [
@@ -96,42 +88,20 @@ Deno.test("sockit server --tls: a kept certificate, verified by pin or on first 
   });
   await t.step("a changed certificate at a known address: exit 3, both fingerprints", async () => {
     await using other = await home();
-    await using server = await startCli(
-      tlsServerFlags(other.path),
-      ["--tls", "-l", "127.0.0.1:0"],
-      {
-        clearEnv: true,
-        env: { HOME: other.path },
-      },
-    );
+    await using server = await startTlsServer(other.path);
     // The client has seen this address with the first server's certificate.
     await Deno.writeTextFile(
       `${config(clientHome.path)}/known_hosts`,
       `${server.address} ${formatFingerprint(fingerprint)}\n`,
       { append: true },
     );
-    const result = await sockit(tlsClientFlags(clientHome.path), [
-      "client",
-      server.address,
-      "--tls",
-    ], {
-      clearEnv: true,
-      env: { HOME: clientHome.path },
-      stdin: "x\n",
-    });
+    const result = await tlsClient(clientHome.path, server.address, "x\n");
     deepEqual([result.code, result.stdout], [3, ""]);
     match(result.stderr, new RegExp(`expected ${formatFingerprint(fingerprint)}`));
     match(result.stderr, /presented sha256:/);
   });
   await t.step("--insecure warns and connects; a plain client is told to use --tls", async () => {
-    await using server = await startCli(tlsServerFlags(serverHome.path), [
-      "--tls",
-      "-l",
-      "127.0.0.1:0",
-    ], {
-      clearEnv: true,
-      env,
-    });
+    await using server = await startTlsServer(serverHome.path);
     const insecure = await sockit(NET, ["client", server.address, "--insecure"], {
       clearEnv: true,
       stdin: "unverified\n",
