@@ -7,6 +7,18 @@
 
 import denoConfig from "../deno.json" with { type: "json" };
 
+/** The help lines of the TLS client flags, the same in client, exec and upload. */
+const TLS_CLIENT_HELP = `\
+      --tls                    connect with TLS; the server is verified by --ca, --pin, or
+                               else trust on first use (--known-hosts)
+      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
+      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
+                               (sha256:AB:CD:..., as the server and openssl print it)
+      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
+                               changed one (default ~/.config/sockit/known_hosts)
+      --insecure               TLS without verifying the server (encrypted, not authenticated)
+`;
+
 export const USAGE = `sockit ${denoConfig.version}: framed, authenticated sockets
 
 Usage:
@@ -100,15 +112,7 @@ Options:
       --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
                                ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
-      --tls                    connect with TLS; the server is verified by --ca, --pin, or
-                               else trust on first use (--known-hosts)
-      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
-      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
-                               (sha256:AB:CD:..., as the server and openssl print it)
-      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
-                               changed one (default ~/.config/sockit/known_hosts)
-      --insecure               TLS without verifying the server (encrypted, not authenticated)
-  -h, --help                   show this help
+${TLS_CLIENT_HELP}  -h, --help                   show this help
 
 Exit codes: 0 when every file was committed, 1 when any failed or sockit failed, 2 usage,
 3 when the server's TLS certificate changed since it was recorded (known hosts).
@@ -132,15 +136,7 @@ Options:
       --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
                                ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
-      --tls                    connect with TLS; the server is verified by --ca, --pin, or
-                               else trust on first use (--known-hosts)
-      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
-      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
-                               (sha256:AB:CD:..., as the server and openssl print it)
-      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
-                               changed one (default ~/.config/sockit/known_hosts)
-      --insecure               TLS without verifying the server (encrypted, not authenticated)
-      --json FILE              write NDJSON events (started, exit, error) to FILE (a file
+${TLS_CLIENT_HELP}      --json FILE              write NDJSON events (started, exit, error) to FILE (a file
                                or a named pipe); stdout and stderr stay the command's
   -h, --help                   show this help
 
@@ -172,15 +168,7 @@ Options:
       --timeout DUR            UDP: wait for each reply (default 1s)
       --token-file FILE        prove this token to the server (or set SOCKIT_TOKEN)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
-      --tls                    connect with TLS; the server is verified by --ca, --pin, or
-                               else trust on first use (--known-hosts)
-      --ca FILE                trust the CA certificates (PEM) in FILE; name checked
-      --pin FINGERPRINT        accept only the certificate with this SHA-256 fingerprint
-                               (sha256:AB:CD:..., as the server and openssl print it)
-      --known-hosts FILE       trust on first use: record a new server's fingerprint, refuse a
-                               changed one (default ~/.config/sockit/known_hosts)
-      --insecure               TLS without verifying the server (encrypted, not authenticated)
-      --json                   print replies and events as NDJSON
+${TLS_CLIENT_HELP}      --json                   print replies and events as NDJSON
   -h, --help                   show this help
 
 Exit codes: 0 success, 1 failure (refused, denied, auth failed, protocol error), 2 usage
