@@ -23,7 +23,7 @@ import {
   isConnectionError,
   MessageType,
 } from "../mod.ts";
-import { rawConnect } from "./_utils.ts";
+import { concat, frameHeader, rawConnect } from "./_utils.ts";
 
 const utf8 = new TextEncoder();
 
@@ -216,22 +216,6 @@ function maybeMutation(odds = 7): fc.Arbitrary<Mutation | undefined> {
   return weighted<Mutation | undefined>([odds, fc.constant(undefined)], [1, mutationArb]);
 }
 
-function header(length: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, length);
-  return bytes;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 function frame(
   kind: string,
   type: number,
@@ -267,17 +251,17 @@ function anywhereSteps(handled: readonly number[]): fc.Arbitrary<Step> {
         ),
       ).map(([type, body]) => frame("wrong-type", type, body)),
     ],
-    [1, fc.constant(raw("empty-frame", header(0)))],
+    [1, fc.constant(raw("empty-frame", frameHeader(0)))],
     [
       1,
       fc.tuple(fc.integer({ min: 0x0110_0000, max: 0xffff_ffff }), fc.uint8Array({ maxLength: 16 }))
-        .map(([length, tail]) => raw("oversize-length", concat(header(length), tail))),
+        .map(([length, tail]) => raw("oversize-length", concat(frameHeader(length), tail))),
     ],
     [
       1,
       fc.tuple(fc.integer({ min: 2, max: 64 }), fc.uint8Array({ minLength: 1, maxLength: 8 }))
         .map(([length, part]) =>
-          raw("truncated-frame", concat(header(length), part.subarray(0, length - 1)))
+          raw("truncated-frame", concat(frameHeader(length), part.subarray(0, length - 1)))
         ),
     ],
     [1, fc.uint8Array({ minLength: 1, maxLength: 48 }).map((b) => raw("garbage", b))],
@@ -431,21 +415,23 @@ function preHelloArb(limits: FuzzLimits): fc.Arbitrary<SessionScript> {
     [
       2,
       fc.integer({ min: limits.maxHandshakeFrame + 1, max: 0xffff_ffff })
-        .map((n) => raw("oversize-length", header(n))),
+        .map((n) => raw("oversize-length", frameHeader(n))),
     ],
     [
       2,
-      fc.integer({ min: 1, max: 3 }).map((n) => raw("truncated-header", header(5).subarray(4 - n))),
+      fc.integer({ min: 1, max: 3 }).map((n) =>
+        raw("truncated-header", frameHeader(5).subarray(4 - n))
+      ),
     ],
     [
       2,
       fc.tuple(fc.integer({ min: 2, max: 200 }), fc.uint8Array({ minLength: 1, maxLength: 8 }))
-        .map(([n, b]) => raw("truncated-payload", concat(header(n), b.subarray(0, n - 1)))),
+        .map(([n, b]) => raw("truncated-payload", concat(frameHeader(n), b.subarray(0, n - 1)))),
     ],
     [2, tls],
     [1, text("http-request", "GET / HTTP/1.1\r\nHost: sockit\r\n\r\n")],
     [1, text("ssh-banner", "SSH-2.0-OpenSSH_9.6\r\n")],
-    [1, fc.constant(raw("empty-frame", header(0)))],
+    [1, fc.constant(raw("empty-frame", frameHeader(0)))],
     [
       2,
       fc.tuple(
@@ -1295,7 +1281,7 @@ function bodyBytes(body: Body): Uint8Array {
 }
 
 function encode(type: number, body: Uint8Array): Uint8Array {
-  return concat(header(body.length + 1), new Uint8Array([type]), body);
+  return concat(frameHeader(body.length + 1), new Uint8Array([type]), body);
 }
 
 /** The pieces to write for a (maybe mutated) frame, and a pause between them. */
@@ -1314,14 +1300,14 @@ function mutate(
     case "truncate": {
       // A well-formed frame whose payload was cut short.
       const cut = mut.at % Math.max(1, payload.length);
-      return { pieces: [concat(header(cut), payload.subarray(0, cut))], pause: 0 };
+      return { pieces: [concat(frameHeader(cut), payload.subarray(0, cut))], pause: 0 };
     }
     case "length-lie": {
       const lie = mut.value > 250
         ? 0xffff_ffff - mut.value
         : Math.max(0, payload.length + mut.value - 128);
       return {
-        pieces: [concat(header(lie === payload.length ? lie + 1 : lie), payload)],
+        pieces: [concat(frameHeader(lie === payload.length ? lie + 1 : lie), payload)],
         pause: 0,
       };
     }

@@ -24,7 +24,16 @@ import {
   spawnCli,
   startEventServer,
 } from "./_cli.ts";
-import { helloFrame, messageFrame, rawConnect, rawSession, readMessage, send } from "./_utils.ts";
+import {
+  concat,
+  frameHeader,
+  helloFrame,
+  messageFrame,
+  rawConnect,
+  rawSession,
+  readMessage,
+  send,
+} from "./_utils.ts";
 import {
   computeProof,
   decodeControl,
@@ -415,24 +424,6 @@ async function resettableSession(address: string, service: string): Promise<Rese
   return conn;
 }
 
-/** The header of a frame declaring `length` bytes of payload. */
-function header(length: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, length);
-  return bytes;
-}
-
-/** Concatenates byte arrays. */
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
-}
-
 /** `n` random bytes (getRandomValues fills at most 65,536 at a time). */
 function randomBytes(n: number): Uint8Array {
   const bytes = new Uint8Array(n);
@@ -483,21 +474,21 @@ Deno.test("a connection reset in the middle of a frame costs only that connectio
       const conn = await resettableConnect(address);
       await conn.send(helloFrame("echo"));
       deepEqual((await conn.read())[0], MessageType.Challenge);
-      await conn.send(concat(header(100), new Uint8Array(10)));
+      await conn.send(concat(frameHeader(100), new Uint8Array(10)));
       return conn;
     }],
     ["inside a frame's 4-byte header", async (address) => {
       const conn = await resettableSession(address, "echo");
       // The PONG shows that the server read the PING and is waiting for
       // the rest of the frame that came with it.
-      await conn.send(concat(ping, header(9).subarray(0, 2)));
+      await conn.send(concat(ping, frameHeader(9).subarray(0, 2)));
       deepEqual((await conn.read())[0], MessageType.Pong);
       return conn;
     }],
     ["inside a frame's payload", async (address) => {
       const conn = await resettableSession(address, "echo");
       await conn.send(
-        concat(ping, header(65_537), new Uint8Array([MessageType.Data]), randomBytes(500)),
+        concat(ping, frameHeader(65_537), new Uint8Array([MessageType.Data]), randomBytes(500)),
       );
       deepEqual((await conn.read())[0], MessageType.Pong);
       return conn;
@@ -540,7 +531,7 @@ Deno.test("a connection reset in the middle of a frame costs only that connectio
       deepEqual((await conn.read())[0], MessageType.Pong);
       await conn.send(concat(
         ping,
-        header(1 + frame),
+        frameHeader(1 + frame),
         new Uint8Array([MessageType.Data]),
         content.subarray(2 * frame, 2 * frame + 500),
       ));

@@ -9,18 +9,9 @@ import {
   FrameTruncatedError,
   FrameWriter,
 } from "../mod.ts";
+import { concat } from "./_utils.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** Cuts `wire` at the given offsets. */
 function cut(wire: Uint8Array, at: number[]): Uint8Array[] {
@@ -69,7 +60,7 @@ async function viaReader(chunks: Uint8Array[], maxFrameLength?: number): Promise
 const decoders = { FrameDecoderStream: viaStream, FrameReader: viaReader };
 
 const one = encodeFrame(bytes(1, 2, 3));
-const two = concat([encodeFrame(bytes(9)), encodeFrame(bytes()), encodeFrame(bytes(4, 5))]);
+const two = concat(...[encodeFrame(bytes(9)), encodeFrame(bytes()), encodeFrame(bytes(4, 5))]);
 
 interface Case {
   name: string;
@@ -125,7 +116,7 @@ const cases: Case[] = [
   },
   {
     name: "EOF after a whole frame and half a header",
-    chunks: [concat([one, bytes(0)])],
+    chunks: [concat(...[one, bytes(0)])],
     error: { type: FrameTruncatedError, message: /after 1 of 4 header bytes/ },
   },
 ];
@@ -150,7 +141,7 @@ for (const [decoderName, decode] of Object.entries(decoders)) {
         fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
         fc.array(fc.nat(), { maxLength: 40 }),
         async (payloads, points) => {
-          const wire = concat(payloads.map((p) => encodeFrame(p)));
+          const wire = concat(...payloads.map((p) => encodeFrame(p)));
           const chunks = cut(wire, points.map((p) => p % (wire.length + 1)));
           deepEqual(await decode(chunks), payloads);
         },
@@ -255,10 +246,10 @@ Deno.test("FrameWriter keeps frames whole and in order when flushes overlap", as
   }
   flushes.push(writer.flush());
   await Promise.all(flushes);
-  const decoded = await viaStream([concat(written)]);
+  const decoded = await viaStream([concat(...written)]);
   deepEqual(
     decoded,
-    Array.from({ length: 20 }, (_, i) => concat([bytes(i), new Uint8Array(i).fill(i)])),
+    Array.from({ length: 20 }, (_, i) => concat(...[bytes(i), new Uint8Array(i).fill(i)])),
   );
 });
 
@@ -304,7 +295,7 @@ Deno.test("FrameWriter.writeFrame sends a frame built in place, after what was b
   const frame = new Uint8Array(4 + 3);
   frame.set([7, 8, 9], 4);
   await writer.writeFrame(frame);
-  const decoded = await viaStream([concat(writes)]);
+  const decoded = await viaStream([concat(...writes)]);
   deepEqual(decoded, [bytes(1), bytes(7, 8, 9)]);
   // The caller's buffer went out as it was: no copy.
   deepEqual(writes.length, 2);
@@ -313,7 +304,7 @@ Deno.test("FrameWriter.writeFrame sends a frame built in place, after what was b
 
 Deno.test("FrameReader keeps its grown buffer through a run of large frames", async () => {
   const big = new Uint8Array(600 * 1024).fill(5);
-  const wire = concat([encodeFrame(big), encodeFrame(big), encodeFrame(bytes(1))]);
+  const wire = concat(...[encodeFrame(big), encodeFrame(big), encodeFrame(bytes(1))]);
   const sizes: number[] = [];
   let at = 0;
   const source = {
