@@ -215,6 +215,7 @@ export async function serverCommand(args: string[]): Promise<number> {
 /** The server flags that decide its permissions. */
 export interface ServerFlags {
   exec?: boolean | undefined;
+  "exec-allow"?: string[] | undefined;
   "upload-dir"?: string | undefined;
   udp?: string[] | undefined;
   "allow-file"?: string | undefined;
@@ -242,8 +243,23 @@ export function serverNeeds(listen: Address[], values: ServerFlags): PermissionN
     needs.push({ name: "read", path: dir, why: "to check uploads" });
     needs.push({ name: "write", path: dir, why: "to store uploads" });
   }
-  if (values.exec) needs.push({ name: "run", why: "to run commands for exec" });
+  if (values.exec) needs.push(...runNeeds(list(values["exec-allow"])));
   return needs;
+}
+
+/**
+ * The run permission exec needs: the listed programs with `--exec-allow`
+ * (all of them while none is granted; a grant that leaves some out starts
+ * with a warning naming them, see {@linkcode warnRunPermission}), every
+ * program without it.
+ */
+function runNeeds(allow: string[] | undefined): PermissionNeed[] {
+  const why = "to run commands for exec";
+  if (allow === undefined) return [{ name: "run", why }];
+  const granted = allow.some((command) =>
+    Deno.permissions.querySync({ name: "run", command }).state === "granted"
+  );
+  return granted ? [] : allow.map((command) => ({ name: "run", command, why }));
 }
 
 /**
@@ -318,18 +334,13 @@ export async function serverTls(
   return identity;
 }
 
-/** Splits comma-separated, repeatable flag values; `undefined` when none were given. */
-/** Says at start-up when Deno's --allow-run will refuse what exec would allow. */
+/**
+ * Says at start-up which programs of `--exec-allow` Deno's `--allow-run`
+ * leaves out: running them is refused as `not_allowed`. Without
+ * `--exec-allow` the whole run permission was required already.
+ */
 export function warnRunPermission(allow: string[] | undefined): void {
-  if (allow === undefined) {
-    if (Deno.permissions.querySync({ name: "run" }).state === "granted") return;
-    print(
-      Deno.stderr,
-      "sockit: warning: exec: --allow-run does not grant every program; commands it does " +
-        "not grant are refused as not_allowed\n",
-    );
-    return;
-  }
+  if (allow === undefined) return;
   const denied = allow.filter((command) =>
     Deno.permissions.querySync({ name: "run", command }).state !== "granted"
   );

@@ -260,8 +260,9 @@ export class MissingPermissionError extends Error {
   /** The missing needs, in the order given. */
   readonly needs: readonly PermissionNeed[];
   /**
-   * The flags to add, one per distinct flag, unquoted: ready to be
-   * arguments of `Deno.Command`. The message quotes them for a shell.
+   * The flags to add, one per permission (`--allow-run=printf,sh`),
+   * unquoted: ready to be arguments of `Deno.Command`. The message quotes
+   * them for a shell.
    */
   readonly flags: readonly string[];
 
@@ -276,17 +277,32 @@ export class MissingPermissionError extends Error {
     if (needs.length === 0) {
       throw new RangeError("Cannot create MissingPermissionError: no missing permission given");
     }
-    // One entry per distinct flag; the reasons of needs that share a flag are joined.
-    const byFlag = new Map<string, { quoted: string; whys: string[] }>();
+    // One entry per permission: the values of needs that share it are listed
+    // in one flag (`--allow-run=printf,sh`), their reasons joined. A need for
+    // the whole permission takes the list's place: Deno ignores a bare flag
+    // next to a list of its name.
+    const byName = new Map<string, { values: string[]; quoted: string[]; whys: string[] }>();
+    const whole = new Set<string>();
     for (const need of needs) {
-      const flag = flagFor(need);
-      const entry = byFlag.get(flag) ?? { quoted: flagFor(need, { quote: true }), whys: [] };
+      const name = `--allow-${need.name}`;
+      const value = flagFor(need).slice(name.length + 1);
+      const entry = byName.get(name) ?? { values: [], quoted: [], whys: [] };
+      if (value === "") whole.add(name);
+      else if (!entry.values.includes(value)) {
+        entry.values.push(value);
+        entry.quoted.push(flagFor(need, { quote: true }).slice(name.length + 1));
+      }
       if (need.why !== undefined && need.why !== "" && !entry.whys.includes(need.why)) {
         entry.whys.push(need.why);
       }
-      byFlag.set(flag, entry);
+      byName.set(name, entry);
     }
-    const items = [...byFlag.values()].map(({ quoted, whys }) =>
+    const merged = [...byName].map(([name, { values, quoted, whys }]) =>
+      whole.has(name)
+        ? { flag: name, quoted: name, whys }
+        : { flag: `${name}=${values.join(",")}`, quoted: `${name}=${quoted.join(",")}`, whys }
+    );
+    const items = merged.map(({ quoted, whys }) =>
       whys.length === 0 ? quoted : `${quoted} (${whys.join("; ").replace(/[\r\n]+/g, " ")})`
     );
     const several = items.length > 1;
@@ -296,7 +312,7 @@ export class MissingPermissionError extends Error {
     );
     this.name = "MissingPermissionError";
     this.needs = needs;
-    this.flags = [...byFlag.keys()];
+    this.flags = merged.map(({ flag }) => flag);
   }
 }
 
