@@ -1,24 +1,59 @@
 /**
  * `sockit client`: echo, chat, raw and UDP modes.
  *
+ * {@linkcode planClient} checks every flag and touches nothing; only then
+ * does the client read stdin, open a socket or record a TLS server.
+ *
  * @module
  */
 
-import { parseAddress } from "./address.ts";
+import { type Address, parseAddress, type TcpAddress } from "./address.ts";
 import { loadToken } from "./token.ts";
 import { parseDuration, parseSize } from "./units.ts";
 import { CLIENT_OPTIONS, CLIENT_USAGE } from "./_cli_usage.ts";
 import {
   clientTls,
+  type ClientTlsPlan,
   count,
   flag,
   parse,
   period,
+  planClientTls,
   print,
   requireConnect,
   TLS_CLIENT_FLAGS,
   UsageError,
 } from "./_cli_common.ts";
+
+/** The client's flags as parsed. */
+export type ClientValues = ReturnType<typeof parse<typeof CLIENT_OPTIONS>>["values"];
+
+/** Every client flag, parsed and checked; nothing is touched to make it. */
+export type ClientPlan =
+  | { readonly mode: "udp"; readonly udp: UdpClientPlan }
+  | {
+    readonly mode: "echo" | "chat" | "raw";
+    readonly address: Address;
+    /** --chat NAME. */
+    readonly name: string | undefined;
+    readonly connectTimeout: number;
+    readonly tls: ClientTlsPlan | undefined;
+    readonly tokenFile: string | undefined;
+    readonly json: boolean;
+  };
+
+/** UDP echo lines, or with `ping` a UDP ping. */
+export interface UdpClientPlan {
+  /** The address as typed, for the messages. */
+  readonly text: string;
+  readonly address: TcpAddress;
+  /** Milliseconds to wait for each reply. */
+  readonly timeout: number;
+  readonly ping:
+    | { readonly count: number; readonly interval: number; readonly size: number }
+    | undefined;
+  readonly json: boolean;
+}
 
 export async function clientCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, CLIENT_OPTIONS, CLIENT_USAGE);
@@ -26,37 +61,17 @@ export async function clientCommand(args: string[]): Promise<number> {
     print(Deno.stdout, CLIENT_USAGE);
     return 0;
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0 ? "missing ADDR" : `unexpected argument "${positionals[1]}"`,
-      CLIENT_USAGE,
-    );
-  }
-  const modes = [values.raw, values.chat !== undefined, values.udp].filter(Boolean).length;
-  if (modes > 1) throw new UsageError("--raw, --chat and --udp cannot be combined", CLIENT_USAGE);
-  const pingOnly = ["count", "interval", "size", "timeout"] as const;
-  const stray = pingOnly.find((name) => values[name] !== undefined);
-  if (!values.udp && stray) throw new UsageError(`--${stray} needs --udp`, CLIENT_USAGE);
-  const tlsFlag = TLS_CLIENT_FLAGS.find((name) => values[name] !== undefined);
-  if (values.udp && tlsFlag) {
-    throw new UsageError(`--${tlsFlag} cannot be used with --udp`, CLIENT_USAGE);
-  }
-  if (values.udp) return await udpClient(positionals[0]!, values);
-  const address = flag(CLIENT_USAGE, "address", positionals[0], parseAddress)!;
-  requireConnect(address);
-  const connectTimeout =
-    flag(CLIENT_USAGE, "connect-timeout", values["connect-timeout"], parseDuration) ??
-      10_000;
+  const plan = planClient(values, positionals);
+  if (plan.mode === "udp") return await udpClient(plan.udp);
+  requireConnect(plan.address);
   const [{ connect, dial }, { chatLines, echoLines }, { relay }] = await Promise.all([
     import("./client.ts"),
     import("./line_clients.ts"),
     import("./relay.ts"),
   ]);
-  if (values.raw) {
-    const conn = await dial(address, {
-      connectTimeout,
-      tls: await clientTls(values, CLIENT_USAGE),
-    });
+  const { address, connectTimeout } = plan;
+  if (plan.mode === "raw") {
+    const conn = await dial(address, { connectTimeout, tls: await clientTls(plan.tls) });
     try {
       await relay(conn, {
         input: Deno.stdin,
@@ -68,28 +83,85 @@ export async function clientCommand(args: string[]): Promise<number> {
     }
     return 0;
   }
-  const token = await loadToken({ tokenFile: values["token-file"] });
-  const chat = values.chat !== undefined;
+  const token = await loadToken({ tokenFile: plan.tokenFile });
+  const chat = plan.mode === "chat";
   await using session = await connect(address, {
-    service: chat ? "chat" : "echo",
+    service: plan.mode,
     token,
-    params: chat ? { name: values.chat } : {},
+    params: chat ? { name: plan.name } : {},
     connectTimeout,
     handshakeTimeout: connectTimeout,
-    tls: await clientTls(values, CLIENT_USAGE),
+    tls: await clientTls(plan.tls),
   });
   const io = {
     input: Deno.stdin,
     output: Deno.stdout,
-    json: values.json ?? false,
+    json: plan.json,
     escape: Deno.stdout.isTerminal(),
   };
   await (chat ? chatLines(session, io) : echoLines(session, io));
   return 0;
 }
 
-/** Exit code for sockit's own failures in `exec`, as ssh uses it. */
+/**
+ * Checks every client flag and every combination of them, and returns what
+ * to do; it reads, connects and records nothing.
+ *
+ * @throws {UsageError} for a bad value or combination
+ */
+export function planClient(values: ClientValues, positionals: readonly string[]): ClientPlan {
+  const u = CLIENT_USAGE;
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "missing ADDR" : `unexpected argument "${positionals[1]}"`,
+      u,
+    );
+  }
+  const modes = [values.raw, values.chat !== undefined, values.udp].filter(Boolean).length;
+  if (modes > 1) throw new UsageError("--raw, --chat and --udp cannot be combined", u);
+  const pingOnly = ["count", "interval", "size", "timeout"] as const;
+  const stray = pingOnly.find((name) => values[name] !== undefined);
+  if (!values.udp && stray) throw new UsageError(`--${stray} needs --udp`, u);
+  const tlsFlag = TLS_CLIENT_FLAGS.find((name) => values[name] !== undefined);
+  if (values.udp && tlsFlag) throw new UsageError(`--${tlsFlag} cannot be used with --udp`, u);
+  if (values.udp) return { mode: "udp", udp: planUdpClient(positionals[0]!, values) };
+  const address = flag(u, "address", positionals[0], parseAddress)!;
+  const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], parseDuration) ??
+    10_000;
+  return {
+    mode: values.raw ? "raw" : values.chat !== undefined ? "chat" : "echo",
+    address,
+    name: values.chat,
+    connectTimeout,
+    tls: planClientTls(values, u),
+    tokenFile: values["token-file"],
+    json: values.json ?? false,
+  };
+}
 
+/** UDP mode: every value is checked, also those only a ping uses. */
+function planUdpClient(text: string, values: ClientValues): UdpClientPlan {
+  const u = CLIENT_USAGE;
+  const address = flag(u, "address", text, parseAddress)!;
+  if (address.transport !== "tcp") {
+    throw new UsageError(`--udp needs HOST:PORT, not "${text}"`, u);
+  }
+  const timeout = flag(u, "timeout", values.timeout, period) ?? 1000;
+  const probes = flag(u, "count", values.count, count);
+  const interval = flag(u, "interval", values.interval, period) ?? 1000;
+  const size = flag(u, "size", values.size, probeSize) ?? 56;
+  // Not used with --udp, but a bad value is still a mistake to report.
+  flag(u, "connect-timeout", values["connect-timeout"], parseDuration);
+  return {
+    text,
+    address,
+    timeout,
+    ping: probes === undefined ? undefined : { count: probes, interval, size },
+    json: values.json ?? false,
+  };
+}
+
+/** A ping probe size: its 16-byte header up to one datagram. */
 export function probeSize(text: string): number {
   const bytes = parseSize(text);
   if (bytes < 16 || bytes > 65_507) {
@@ -98,26 +170,12 @@ export function probeSize(text: string): number {
   return bytes;
 }
 
-export async function udpClient(
-  addressText: string,
-  values: {
-    count?: string | undefined;
-    interval?: string | undefined;
-    size?: string | undefined;
-    timeout?: string | undefined;
-    json?: boolean | undefined;
-  },
-): Promise<number> {
-  const u = CLIENT_USAGE;
-  const address = flag(u, "address", addressText, parseAddress)!;
-  if (address.transport !== "tcp") {
-    throw new UsageError(`--udp needs HOST:PORT, not "${addressText}"`, u);
-  }
-  const timeout = flag(u, "timeout", values.timeout, period) ?? 1000;
+/** Echo lines over UDP, or with --count a UDP ping; a checked plan. */
+export async function udpClient(plan: UdpClientPlan): Promise<number> {
+  const { address, timeout, json, text } = plan;
   const [{ ping, UdpTimeoutError }, { formatPingReply, formatPingSummary, udpLines }] =
     await Promise.all([import("./udp_client.ts"), import("./udp_lines.ts")]);
-  const json = values.json ?? false;
-  if (values.count === undefined) {
+  if (plan.ping === undefined) {
     try {
       await udpLines(address, {
         input: Deno.stdin,
@@ -133,15 +191,12 @@ export async function udpClient(
       return 1;
     }
   }
-  const text = addressText;
   const interrupt = new AbortController();
   const onSignal = () => interrupt.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     const summary = await ping(address, {
-      count: flag(u, "count", values.count, count)!,
-      interval: flag(u, "interval", values.interval, period) ?? 1000,
-      size: flag(u, "size", values.size, probeSize) ?? 56,
+      ...plan.ping,
       timeout,
       signal: interrupt.signal,
       onReply: (reply) =>

@@ -11,6 +11,7 @@ import { ConnectError } from "./client.ts";
 import { defaultConfigPath } from "./config_path.ts";
 import { RemoteError } from "./errors.ts";
 import { escapeForLog } from "./escape.ts";
+import { formatFingerprint, parseFingerprint } from "./fingerprint.ts";
 import { defaultTokenPath, loadToken, TOKEN_ENV } from "./token.ts";
 import type { TlsClientOptions } from "./tls_client.ts";
 import { parseDuration, parseSize } from "./units.ts";
@@ -118,6 +119,11 @@ export function list(values: string[] | undefined): string[] | undefined {
   return values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
 }
 
+/**
+ * The token for a service that always needs one: --token-file, else
+ * SOCKIT_TOKEN, else the default token file; the error says what to grant
+ * when the default file exists but may not be read.
+ */
 export async function clientToken(service: string, tokenFile: string | undefined): Promise<string> {
   const defaultFile = defaultTokenPath();
   const token = await loadToken({ tokenFile, defaultFile });
@@ -155,12 +161,21 @@ export const TLS_CLIENT_FLAGS = Object.keys(
 /** Exit code when a server's certificate changed since it was recorded. */
 export const EXIT_HOST_KEY_CHANGED = 3;
 
+/** How the client verifies a TLS server, from its flags, checked; nothing is read yet. */
+export type ClientTlsPlan =
+  | { readonly insecure: true }
+  | { readonly pin: string }
+  | { readonly ca: string }
+  | { readonly knownHosts: string | undefined };
+
 /**
- * How to verify a TLS server, from --tls, --ca, --pin, --known-hosts and
- * --insecure; `undefined` for plain TCP. --tls alone means trust on first use
- * with the default known-hosts file.
+ * Checks --tls, --ca, --pin, --known-hosts and --insecure: at most one way
+ * to verify, and a well-formed fingerprint; `undefined` for plain TCP.
+ * --tls alone means trust on first use with the default known-hosts file.
+ *
+ * @throws {UsageError} when two ways are given or the fingerprint is bad
  */
-export async function clientTls(
+export function planClientTls(
   values: {
     tls?: boolean | undefined;
     ca?: string | undefined;
@@ -169,14 +184,30 @@ export async function clientTls(
     insecure?: boolean | undefined;
   },
   usage: string,
-): Promise<TlsClientOptions | undefined> {
+): ClientTlsPlan | undefined {
   if (!TLS_CLIENT_FLAGS.some((name) => values[name])) return undefined;
   const ways = (["ca", "pin", "known-hosts", "insecure"] as const).filter((name) => values[name]);
   if (ways.length > 1) {
     throw new UsageError(`--${ways[0]} and --${ways[1]} cannot be combined`, usage);
   }
-  const { formatFingerprint, parseFingerprint } = await import("./fingerprint.ts");
-  if (values.insecure) {
+  if (values.insecure) return { insecure: true };
+  if (values.pin !== undefined) return { pin: flag(usage, "pin", values.pin, parseFingerprint)! };
+  if (values.ca !== undefined) return { ca: values.ca };
+  return { knownHosts: values["known-hosts"] };
+}
+
+/**
+ * The TLS options of a checked plan: reads the --ca file, finds the default
+ * known-hosts file, and warns about --insecure; `undefined` for plain TCP.
+ * The known-hosts file is only written when the connection records a server.
+ *
+ * @throws {Error} when there is no known-hosts file to use (no --allow-env=HOME)
+ */
+export async function clientTls(
+  plan: ClientTlsPlan | undefined,
+): Promise<TlsClientOptions | undefined> {
+  if (plan === undefined) return undefined;
+  if ("insecure" in plan) {
     print(
       Deno.stderr,
       "sockit: warning: --insecure: the server's certificate is not verified; anyone on the " +
@@ -184,11 +215,9 @@ export async function clientTls(
     );
     return { insecure: true };
   }
-  if (values.pin !== undefined) {
-    return { pin: flag(usage, "pin", values.pin, parseFingerprint) };
-  }
-  if (values.ca !== undefined) return { caCerts: [await Deno.readTextFile(values.ca)] };
-  const knownHosts = values["known-hosts"] ?? defaultConfigPath("known_hosts");
+  if ("pin" in plan) return { pin: plan.pin };
+  if ("ca" in plan) return { caCerts: [await Deno.readTextFile(plan.ca)] };
+  const knownHosts = plan.knownHosts ?? defaultConfigPath("known_hosts");
   if (knownHosts === undefined) {
     throw new Error(
       "TLS needs a way to verify the server: give --ca FILE, --pin FINGERPRINT or " +
@@ -212,8 +241,7 @@ export function errorName(error: unknown): string {
   return error instanceof Error ? error.name : "error";
 }
 
-/** A UDP address: HOST:PORT or [IPV6]:PORT, not a Unix socket. */
-
+/** Whether SOCKIT_TOKEN may be read (--allow-env grants it). */
 export function envReadable(): boolean {
   return Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV }).state === "granted";
 }

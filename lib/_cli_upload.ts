@@ -1,25 +1,53 @@
 /**
  * `sockit upload`: sends files and trees, with progress.
  *
+ * {@linkcode planUpload} checks every flag and touches nothing; only then
+ * are the token read and the server connected.
+ *
  * @module
  */
 
-import { parseAddress } from "./address.ts";
+import { type Address, parseAddress } from "./address.ts";
 import { ConnectError } from "./client.ts";
 import { ProtocolError, RemoteError } from "./errors.ts";
 import { escapeForLog } from "./escape.ts";
+import type { UploadSummary } from "./upload.ts";
 import { UPLOAD_OPTIONS, UPLOAD_USAGE } from "./_cli_usage.ts";
 import {
   clientTls,
+  type ClientTlsPlan,
   clientToken,
   errorName,
   flag,
   parse,
   period,
+  planClientTls,
   print,
   requireConnect,
   UsageError,
 } from "./_cli_common.ts";
+
+/** The upload flags as parsed. */
+export type UploadValues = ReturnType<typeof parse<typeof UPLOAD_OPTIONS>>["values"];
+
+/** Every upload flag, parsed and checked; nothing is touched to make it. */
+export interface UploadPlan {
+  readonly address: Address;
+  /** The local files and directories to send. */
+  readonly paths: string[];
+  /** --to: the remote directory. */
+  readonly to: string | undefined;
+  readonly resume: boolean;
+  readonly overwrite: boolean;
+  readonly preserve: boolean;
+  readonly connectTimeout: number;
+  readonly tls: ClientTlsPlan | undefined;
+  readonly tokenFile: string | undefined;
+  /** --json: events as NDJSON on stdout. */
+  readonly json: boolean;
+  /** Whether a progress bar may be drawn (not --no-progress, not --json). */
+  readonly progress: boolean;
+}
 
 export async function uploadCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, UPLOAD_OPTIONS, UPLOAD_USAGE);
@@ -27,22 +55,16 @@ export async function uploadCommand(args: string[]): Promise<number> {
     print(Deno.stdout, UPLOAD_USAGE);
     return 0;
   }
-  const u = UPLOAD_USAGE;
-  if (positionals.length < 2) {
-    throw new UsageError(positionals.length === 0 ? "missing ADDR" : "missing PATH", u);
-  }
-  const [addressText, ...paths] = positionals as [string, ...string[]];
-  const address = flag(u, "address", addressText, parseAddress)!;
-  const connectTimeout = flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000;
-  requireConnect(address);
-  const tls = await clientTls(values, u);
-  const token = await clientToken("upload", values["token-file"]);
+  const plan = planUpload(values, positionals);
+  requireConnect(plan.address);
+  const tls = await clientTls(plan.tls);
+  const token = await clientToken("upload", plan.tokenFile);
   const [{ upload }, { ProgressBar }] = await Promise.all([
     import("./upload.ts"),
     import("./progress.ts"),
   ]);
-  const json = values.json ?? false;
-  const bar = !json && !values["no-progress"] && Deno.stderr.isTerminal()
+  const { json } = plan;
+  const bar = plan.progress && Deno.stderr.isTerminal()
     ? new ProgressBar(Deno.stderr, () => Deno.consoleSize().columns)
     : undefined;
   let lastJson = 0;
@@ -63,14 +85,14 @@ export async function uploadCommand(args: string[]): Promise<number> {
     }
     return remote || !(error instanceof Error) ? error : new Error(message, { cause: error });
   };
-  const summary = await upload(address, paths, {
+  const summary = await upload(plan.address, plan.paths, {
     token,
-    to: values.to,
-    resume: values.resume ?? false,
-    overwrite: values.overwrite ?? false,
-    preserve: !values["no-preserve"],
-    connectTimeout,
-    handshakeTimeout: connectTimeout,
+    to: plan.to,
+    resume: plan.resume,
+    overwrite: plan.overwrite,
+    preserve: plan.preserve,
+    connectTimeout: plan.connectTimeout,
+    handshakeTimeout: plan.connectTimeout,
     tls,
     onProgress: (p) => {
       current = p.done < p.size ? p.name : "";
@@ -85,6 +107,39 @@ export async function uploadCommand(args: string[]): Promise<number> {
     throw interrupted(error);
   });
   bar?.clear();
+  return report(summary, json);
+}
+
+/**
+ * Checks every upload flag and the operands, and returns what to do; it
+ * reads and connects nothing.
+ *
+ * @throws {UsageError} for a bad value or a missing operand
+ */
+export function planUpload(values: UploadValues, positionals: readonly string[]): UploadPlan {
+  const u = UPLOAD_USAGE;
+  if (positionals.length < 2) {
+    throw new UsageError(positionals.length === 0 ? "missing ADDR" : "missing PATH", u);
+  }
+  const [addressText, ...paths] = positionals as [string, ...string[]];
+  const json = values.json ?? false;
+  return {
+    address: flag(u, "address", addressText, parseAddress)!,
+    paths,
+    to: values.to,
+    resume: values.resume ?? false,
+    overwrite: values.overwrite ?? false,
+    preserve: !values["no-preserve"],
+    connectTimeout: flag(u, "connect-timeout", values["connect-timeout"], period) ?? 10_000,
+    tls: planClientTls(values, u),
+    tokenFile: values["token-file"],
+    json,
+    progress: !json && !values["no-progress"],
+  };
+}
+
+/** Prints what did not go through (and with --json every file) and the totals; the exit code. */
+function report(summary: UploadSummary, json: boolean): number {
   for (const result of summary.results) {
     if (json) print(Deno.stdout, JSON.stringify({ event: "file", ...result }) + "\n");
     if (result.status === "committed") continue;
@@ -109,9 +164,3 @@ export async function uploadCommand(args: string[]): Promise<number> {
   }
   return summary.failed === 0 ? 0 : 1;
 }
-
-/**
- * The token for a service that always needs one: --token-file, else
- * SOCKIT_TOKEN, else the default token file; the error says what to grant
- * when the default file exists but may not be read.
- */
