@@ -629,7 +629,10 @@ const uploadStep: Step = {
       `summary: ${summary?.committed} committed, ${summary?.failed} failed, ` +
         `${summary?.bytesSent} bytes sent`,
     );
-    check(summary?.failed === 0, `the upload's summary: ${quote(summary)}`);
+    check(
+      summary?.failed === 0 && summary?.skipped === 0 && summary?.committed > 0,
+      `the upload's summary: expected every entry committed, got ${quote(summary)}`,
+    );
     for (const file of ["README.md", "examples/demo.ts"]) {
       const local = await sha256(`${ROOT}/${file}`);
       const remote = await sha256(`${demo.uploads}/demo/${file}`);

@@ -103,7 +103,7 @@ async function serverMode(address: string): Promise<number> {
   const stop = () => listener.close();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
-  log(`upper-casing raw server on ${formatAddress(listener.addr)}; Ctrl-C stops it`);
+  log(`upper-casing raw server listening on ${formatAddress(listener.addr)}; Ctrl-C stops it`);
   const serving = new Set<Promise<void>>();
   try {
     for (;;) {

@@ -15,25 +15,9 @@
  * @module
  */
 
+import { BINARY_FLAGS as FLAGS } from "./binary_flags.ts";
 import { smoke } from "./smoke.ts";
 
-/**
- * The flags baked into the binary; see the README's permission table. A
- * binary cannot take more flags at run time, so it carries what every
- * subcommand may need: `run` for `server --exec` (off unless asked for;
- * its allowlist governs), the variables that locate the default token
- * file and that commands inherit, and `statfs` for the upload free-space
- * check.
- */
-const FLAGS = [
-  "--unstable-net",
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-env=SOCKIT_TOKEN,HOME,XDG_CONFIG_HOME,APPDATA,PATH,LANG",
-  "--allow-sys=statfs",
-];
 const DIST = "dist";
 
 /** The release targets of `--all`, as `deno compile --target` names them. */
