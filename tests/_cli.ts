@@ -215,6 +215,8 @@ export interface ServerProcess extends AsyncDisposable {
   address: string;
   /** The server process. */
   child: Deno.ChildProcess;
+  /** What the server has printed on stderr so far. */
+  readonly stderrSoFar: string;
   /**
    * Sends SIGTERM (SIGKILL 10 s later if it is still running) and returns
    * the exit code and everything printed. Later calls return the same.
@@ -246,7 +248,13 @@ export async function startCli(
   const { startTimeout = 10_000, ...rest } = options;
   const { child } = await spawnCli(permissions, ["server", "--json", ...args], rest);
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
+  let stderrSoFar = "";
+  const stderr = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderrSoFar += text;
+    }
+    return stderrSoFar;
+  })();
   const slow = setTimeout(() => kill(child, "SIGKILL"), startTimeout);
   let seen = "";
   let address: string | undefined;
@@ -281,6 +289,9 @@ export async function startCli(
   return {
     address,
     child,
+    get stderrSoFar() {
+      return stderrSoFar;
+    },
     stop: () => stopped ??= stop(),
     [Symbol.asyncDispose]: async () => {
       await (stopped ??= stop());

@@ -147,14 +147,52 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls `check` every 10 ms until it is true or `ms` pass; returns the last result. */
-export async function waitFor(check: () => boolean, ms = 5000): Promise<boolean> {
+/**
+ * Polls `check` every 10 ms until it is true.
+ *
+ * A wait whose timeout passed silently would let the assertions after it
+ * run on a state the test never reached, so running out of time throws.
+ *
+ * @param check the condition waited for
+ * @param ms how long to wait at most
+ * @param what the condition in words, for the error (a function is called
+ *   at the timeout, to describe the state then)
+ * @returns `true`, once `check` holds
+ * @throws {Error} when `check` still fails after `ms`
+ */
+export async function waitFor(
+  check: () => boolean,
+  ms = 5000,
+  what: string | (() => string) = "the condition",
+): Promise<true> {
   const end = performance.now() + ms;
   while (!check()) {
-    if (performance.now() > end) return false;
+    if (performance.now() > end) {
+      const described = typeof what === "string" ? what : what();
+      throw new Error(`Timed out after ${ms} ms waiting for ${described}`);
+    }
     await delay(10);
   }
   return true;
+}
+
+/**
+ * Whether this machine has an IPv6 loopback ([::1] can be bound), for
+ * `ignore: !ipv6Loopback()` on the tests that need it.
+ *
+ * @throws {Deno.errors.NotCapable} without --allow-net for [::1]: a test
+ *   set-up mistake, not a missing IPv6
+ */
+export function ipv6Loopback(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch (error) {
+    // No address ::1 (IPv6 disabled on lo), or no IPv6 in the kernel at all.
+    const code = (error as { code?: unknown }).code;
+    if (code === "EADDRNOTAVAIL" || code === "EAFNOSUPPORT") return false;
+    throw error;
+  }
 }
 
 /**

@@ -16,8 +16,9 @@ Deno.test("the bundle of cli.ts runs outside the repository: version, echo, exec
   try {
     const result = await bundle(`${dir}/sockit.js`);
     if (!result.built) {
-      console.log(`bundle_test: skipped (${result.reason})`);
-      await t.step({ name: "smoke test of the bundle", ignore: true, fn: () => {} });
+      // The step's name says why it does not run.
+      const name = `smoke test of the bundle (ignored: ${result.reason})`;
+      await t.step({ name, ignore: true, fn: () => {} });
       return;
     }
     ok(result.bytes > 0, "the bundle is empty");

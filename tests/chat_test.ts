@@ -131,7 +131,11 @@ Deno.test("chat drops a member that stops reading and the others never wait", as
   await send(lurker, helloFrame("chat", { name: "lurker" }));
   await using ada = await join(t.address, "ada");
   await using bob = await join(t.address, "bob");
-  await waitFor(() => t.events.filter((e) => e.type === "session").length === 3);
+  await waitFor(
+    () => t.events.filter((e) => e.type === "session").length === 3,
+    5000,
+    "the three members' sessions",
+  );
   const big = "x".repeat(60_000);
   let delivered = 0;
   let notice: Event | undefined;
@@ -144,7 +148,11 @@ Deno.test("chat drops a member that stops reading and the others never wait", as
   }
   deepEqual(notice, { kind: "leave", name: "lurker", reason: "slow_consumer" });
   ok(delivered >= 4, `bob got ${delivered} messages`);
-  await waitFor(() => t.events.some((e) => e.type === "closed" && e.reason === "slow_consumer"));
+  await waitFor(
+    () => t.events.some((e) => e.type === "closed" && e.reason === "slow_consumer"),
+    5000,
+    "the lurker's connection to close as slow_consumer",
+  );
   await ada.send(MessageType.Data, text.encode("after"));
   deepEqual((await eventsUntil(bob, (e) => e.kind === "message")).at(-1)?.text, "after");
 });

@@ -255,7 +255,7 @@ Deno.test({
     await proc[Symbol.asyncDispose]();
     ok(await waitGone(shell), `shell ${shell} still runs`);
     ok(await waitGone(grandchild), `grandchild ${grandchild} still runs`);
-    ok(await waitFor(() => s.events.some((e) => e.type === "closed")));
+    await waitFor(() => s.events.some((e) => e.type === "closed"), 5000, "the session to close");
   },
 });
 

@@ -51,8 +51,10 @@ Deno.test("a chat member that pings without reading is dropped, not buffered", a
   } catch {
     // The server closed the connection: expected.
   }
-  ok(
-    await waitFor(() => t.events.some((e) => e.type === "closed" && e.reason === "slow_consumer")),
+  await waitFor(
+    () => t.events.some((e) => e.type === "closed" && e.reason === "slow_consumer"),
+    5000,
+    () => `a close for slow_consumer (events: ${JSON.stringify(t.events)})`,
   );
 });
 
@@ -106,12 +108,18 @@ Deno.test("a reply followed by a PONG is printed without waiting for more", asyn
       },
     },
   }).catch((error) => error);
-  const seen = await waitFor(() => printed === "hello\n", 250);
-  release();
-  ok(seen, `printed ${JSON.stringify(printed)}`);
-  await fake.done;
-  await running;
-  fake.listener.close();
+  try {
+    await waitFor(
+      () => printed === "hello\n",
+      250,
+      () => `"hello\\n" to be printed (printed ${JSON.stringify(printed)})`,
+    );
+  } finally {
+    release();
+    await fake.done;
+    await running;
+    fake.listener.close();
+  }
 });
 
 Deno.test("a client waiting on a silent server gives up after the idle period", async () => {

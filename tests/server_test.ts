@@ -10,6 +10,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import {
+  concat,
   delay,
   errorOf,
   helloFrame,
@@ -105,19 +106,47 @@ Deno.test("a length prefix above the limit gets an error frame naming the limit"
 });
 
 Deno.test("an oversize claim costs the server no memory and others keep being served", async () => {
-  await using s = await startServer({ maxFrame: 64 * 1024 * 1024 });
-  // 50 peers each declare 64 MiB after the handshake and send 1 byte.
+  // All 50 peers come from 127.0.0.1: the per-source guard (half of the 64
+  // handshake slots) would refuse 18 of them, so it is off here.
+  await using s = await startServer({ maxFrame: 64 * 1024 * 1024, sourceGuard: false });
   const conns = await Promise.all(Array.from({ length: 50 }, () => rawConnect(s.address)));
-  const before = Deno.memoryUsage().rss;
-  for (const conn of conns) {
-    await send(conn, helloFrame());
-    await send(conn, new Uint8Array([0x04, 0, 0, 0, MessageType.Data]));
+  try {
+    const before = Deno.memoryUsage();
+    // Each peer declares a 64 MiB DATA frame after the handshake and sends
+    // 1 byte of it. The PING before the claim comes back as a PONG once the
+    // server has read it: the claim, sent in the same write, is then read too.
+    const claim = new Uint8Array([0x04, 0, 0, 0, MessageType.Data]);
+    for (const conn of conns) {
+      await send(conn, concat(helloFrame(), messageFrame(MessageType.Ping), claim));
+    }
+    for (const conn of conns) {
+      const reader = new FrameReader(conn);
+      const welcome = await readMessage(reader);
+      deepEqual(welcome?.type, MessageType.Welcome, JSON.stringify(welcome?.json));
+      deepEqual((await readMessage(reader))?.type, MessageType.Pong);
+    }
+    await waitFor(
+      () => s.events.filter((e) => e.type === "session").length === 50,
+      5000,
+      () => `50 sessions (events: ${JSON.stringify(s.events.map((e) => e.type))})`,
+    );
+    deepEqual(s.events.filter((e) => e.type === "refused" || e.type === "closed"), []);
+    await assertServes(s.address);
+    const after = Deno.memoryUsage();
+    // A buffer allocated for a claim is counted in `external` (ArrayBuffer
+    // memory) at once, but not in the RSS until its pages are written: both
+    // are checked.
+    const grown = {
+      rss: after.rss - before.rss,
+      external: after.external - before.external,
+    };
+    ok(
+      grown.rss < 32 * 1024 * 1024 && grown.external < 32 * 1024 * 1024,
+      `memory grew by ${JSON.stringify(grown)} bytes for 50 × 64 MiB claims`,
+    );
+  } finally {
+    for (const conn of conns) conn.close();
   }
-  await waitFor(() => s.events.filter((e) => e.type === "session").length === 50);
-  await assertServes(s.address);
-  const grown = Deno.memoryUsage().rss - before;
-  ok(grown < 32 * 1024 * 1024, `RSS grew by ${grown} bytes for 50 × 64 MiB claims`);
-  for (const conn of conns) conn.close();
 });
 
 Deno.test("a stream that ends inside a frame gets truncated_frame", async (t) => {
@@ -195,20 +224,12 @@ Deno.test("token authentication accepts the right token and proves the server", 
 });
 
 Deno.test("a wrong token, a missing token and a replayed proof are refused", async (t) => {
-  // Two failed proofs are free before penalties start: these steps fail two.
+  // Two failed proofs are free before penalties start: these steps fail no more.
   await using s = await startServer({ token: TOKEN });
-  await t.step("wrong token", async () => {
-    const error = await rejects(connect(s.address, { token: "not-the-token-at-all" }), RemoteError);
-    void error;
-  });
+  // Any refusal is a RemoteError: the code tells a failed proof from, say, busy.
+  const authFailed = (e: unknown) => e instanceof RemoteError && e.code === "auth_failed";
   await t.step("wrong token reports auth_failed", async () => {
-    try {
-      await connect(s.address, { token: "not-the-token-at-all" });
-      ok(false, "connect succeeded with a wrong token");
-    } catch (error) {
-      ok(error instanceof RemoteError);
-      deepEqual(error.code, "auth_failed");
-    }
+    await rejects(connect(s.address, { token: "not-the-token-at-all" }), authFailed);
   });
   await t.step("no token", async () => {
     await rejects(connect(s.address), /requires a token/);
@@ -344,10 +365,7 @@ Deno.test("a client that never reads is cut off at the write stall and costs bou
   await waitFor(
     () => s.events.some((e) => e.type === "closed" && e.reason === "write_stall"),
     10_000,
-  );
-  ok(
-    s.events.some((e) => e.type === "closed" && e.reason === "write_stall"),
-    "closed for write_stall",
+    "the connection to be closed for write_stall",
   );
   ok(sent < 64 * 1024 * 1024, `the server stopped reading (accepted ${sent} bytes)`);
   await assertServes(s.address);
@@ -379,7 +397,7 @@ Deno.test("connections over --max-conns are refused at once with busy", async ()
   } finally {
     for (const r of results) r.session?.close();
   }
-  await waitFor(() => s.server.connections === 0);
+  await waitFor(() => s.server.connections === 0, 5000, "every session to close");
   await assertServes(s.address);
 });
 

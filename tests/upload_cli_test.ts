@@ -33,8 +33,6 @@ import {
 import { startServer } from "./_utils.ts";
 import { upload, uploadService, UploadStore } from "../mod.ts";
 
-/** Whether to run the steps that show reported, unfixed bugs. */
-
 /** A token no generated one equals (generated ones are 43 characters). */
 const OTHER_TOKEN = "upload-cli-test-wrong-token-0123";
 

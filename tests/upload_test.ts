@@ -205,12 +205,15 @@ Deno.test("two clients uploading one name at once: one wins whole, nothing corru
     upload(s.address, [`${src.path}/a/same.bin`], { token: TOKEN }),
     upload(s.address, [`${src.path}/b/same.bin`], { token: TOKEN }),
   ]);
-  const committed = results.filter((r) => r.committed === 1).length;
-  ok(committed >= 1, JSON.stringify(results.map((r) => r.results)));
-  const loser = results.find((r) => r.committed === 0);
-  if (loser) ok(["busy", "exists"].includes(loser.results[0]!.code!), loser.results[0]!.code);
+  // Neither asks to overwrite: exactly one commits, the other is told why not.
+  const outcomes = results.map((r) => r.results.map((e) => [e.status, e.code ?? "ok"]));
+  const winner = results.findIndex((r) => r.committed === 1);
+  ok(winner >= 0, JSON.stringify(outcomes));
+  deepEqual(outcomes[winner], [["committed", "ok"]]);
+  const lost = outcomes[1 - winner]![0]!;
+  ok(lost[0] === "failed" && ["busy", "exists"].includes(lost[1]!), JSON.stringify(outcomes));
   const stored = sha(await Deno.readFile(`${s.dir}/same.bin`));
-  ok(stored === sha(a) || stored === sha(b), "the stored file is one of the two, whole");
+  deepEqual(stored, sha([a, b][winner]!), "the stored file is the winner's, whole");
 });
 
 /** Sends `frames` on a fresh upload session and returns every answer until it closes. */
