@@ -11,7 +11,7 @@
 
 // Only what every command needs is imported up front; each subcommand's
 // module is loaded when it runs (see main).
-import { TlsVerifyError } from "./lib/tls_client.ts";
+import { TlsVerifyError } from "./lib/tls/tls_client.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 import {
   COMMANDS,
@@ -19,7 +19,7 @@ import {
   COMPLETIONS_USAGE,
   TOP_LEVEL,
   USAGE,
-} from "./lib/_cli_usage.ts";
+} from "./lib/cli/usage.ts";
 import {
   describe,
   EXIT_HOST_KEY_CHANGED,
@@ -27,7 +27,7 @@ import {
   print,
   unknownName,
   UsageError,
-} from "./lib/_cli_common.ts";
+} from "./lib/cli/common.ts";
 
 async function completionsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, COMPLETIONS_OPTIONS, COMPLETIONS_USAGE);
@@ -35,7 +35,7 @@ async function completionsCommand(args: string[]): Promise<number> {
     print(Deno.stdout, COMPLETIONS_USAGE);
     return 0;
   }
-  const { completionScript, SHELLS } = await import("./lib/_completions.ts");
+  const { completionScript, SHELLS } = await import("./lib/cli/completions.ts");
   const [shell, extra] = positionals;
   if (shell === undefined) throw new UsageError("missing the shell", COMPLETIONS_USAGE);
   if (extra !== undefined) {
@@ -80,14 +80,14 @@ export async function main(args: string[]): Promise<number> {
       // Each command loads its own code: `sockit exec` never loads the
       // server or upload modules (start-up is most of a one-shot command).
       case "server":
-        return await (await import("./lib/_cli_server.ts")).serverCommand(rest);
+        return await (await import("./lib/cli/server.ts")).serverCommand(rest);
       case "client":
-        return await (await import("./lib/_cli_client.ts")).clientCommand(rest);
+        return await (await import("./lib/cli/client.ts")).clientCommand(rest);
       case "upload":
-        return await (await import("./lib/_cli_upload.ts")).uploadCommand(rest);
+        return await (await import("./lib/cli/upload.ts")).uploadCommand(rest);
       case "exec":
         try {
-          return await (await import("./lib/_cli_exec.ts")).execCommand(rest);
+          return await (await import("./lib/cli/exec.ts")).execCommand(rest);
         } catch (error) {
           // exec's own failures must not look like a remote exit code.
           print(

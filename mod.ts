@@ -20,14 +20,13 @@
  *
  * A tour: {@linkcode serve} and {@linkcode connect} (with `echoService` and
  * `ChatRoom`) are the server and client; `execService` and {@linkcode exec}
- * run commands remotely; `uploadService`, `UploadStore` and {@linkcode upload}
- * move files, verified and atomically; `serveUdp`, `udpRequest` and `ping`
- * do UDP echo; `createSelfSigned`, `ensureTlsIdentity`, `connectTls` and the
- * `tls` options of `serve` and `connect` add TLS verified by CA, pin or known
- * hosts; `AccessList` and `SourceGuard` decide who may connect;
- * `requirePermissions` and `revokeExcept` keep a process to the Deno
- * permissions it needs. `FrameReader`/`FrameWriter` are the fast framing
- * path, `FrameEncoderStream`/`FrameDecoderStream` the Web Streams one.
+ * run commands remotely; {@linkcode upload} moves files, verified and
+ * atomically (the receiving side, `uploadService` and `UploadStore`, is in
+ * `@sockit/sockit/upload`); `serveUdp`, `udpRequest` and `ping` do UDP echo;
+ * the `tls` options of `serve` and `connect` add TLS verified by CA, pin or
+ * known hosts (certificates: `@sockit/sockit/tls`); `AccessList` decides who
+ * may connect; `FrameReader`/`FrameWriter` are the fast framing path,
+ * `FrameEncoderStream`/`FrameDecoderStream` the Web Streams one.
  *
  * The codec alone composes with any byte stream:
  *
@@ -44,46 +43,81 @@
  * deepEqual(out, payloads);
  * ```
  *
+ * Each part is also importable alone, loading only what it needs:
+ * `@sockit/sockit/frame` (the codec: no npm package, no `Deno.*`), `/server`,
+ * `/client`, `/exec`, `/upload`, `/udp`, `/tls`, `/permissions`, and `/cli`
+ * (the command line). This module re-exports what most programs use.
+ *
  * @module
  */
 
-export * from "./lib/access_list.ts";
-export * from "./lib/address.ts";
-export * from "./lib/auth.ts";
-export * from "./lib/chat.ts";
-export * from "./lib/client.ts";
-export * from "./lib/config_path.ts";
-export * from "./lib/echo.ts";
-export * from "./lib/errors.ts";
-export * from "./lib/exec.ts";
-export * from "./lib/exec_protocol.ts";
-export * from "./lib/exec_service.ts";
-export * from "./lib/exec_stdio.ts";
-export * from "./lib/escape.ts";
-export * from "./lib/fingerprint.ts";
-export * from "./lib/frame.ts";
-export * from "./lib/frame_io.ts";
-export * from "./lib/handshake.ts";
-export * from "./lib/known_hosts.ts";
-export * from "./lib/line_clients.ts";
-export * from "./lib/log.ts";
-export * from "./lib/process_group.ts";
-export * from "./lib/progress.ts";
-export * from "./lib/protocol.ts";
-export * from "./lib/relay.ts";
-export * from "./lib/server.ts";
-export * from "./lib/service.ts";
-export * from "./lib/session.ts";
-export * from "./lib/source_guard.ts";
-export * from "./lib/tls_certificate.ts";
-export * from "./lib/tls_client.ts";
-export * from "./lib/token.ts";
-export * from "./lib/udp_client.ts";
-export * from "./lib/udp_lines.ts";
-export * from "./lib/udp_server.ts";
-export * from "./lib/units.ts";
-export * from "./lib/upload.ts";
-export * from "./lib/upload_name.ts";
-export * from "./lib/upload_protocol.ts";
-export * from "./lib/upload_service.ts";
-export * from "./lib/upload_store.ts";
+export {
+  encodeFrame,
+  FrameDecoderStream,
+  FrameEncoderStream,
+  type FrameOptions,
+  FrameReader,
+  FrameTooLargeError,
+  FrameTruncatedError,
+  FrameWriter,
+} from "./lib/frame/mod.ts";
+export {
+  ChatRoom,
+  echoService,
+  serve,
+  type ServeOptions,
+  Server,
+  type ServerEvent,
+  type Service,
+  Session,
+} from "./lib/server/mod.ts";
+export {
+  ClientSession,
+  connect,
+  ConnectError,
+  type ConnectOptions,
+  type Message,
+} from "./lib/client/mod.ts";
+export {
+  exec,
+  type ExecOptions,
+  execService,
+  type ExecServiceOptions,
+  type ExecStatus,
+  exitCodeOf,
+  pipeExec,
+  type RemoteProcess,
+} from "./lib/exec/mod.ts";
+export { upload, type UploadOptions, type UploadResult } from "./lib/upload/mod.ts";
+export {
+  ping,
+  type PingOptions,
+  type PingSummary,
+  serveUdp,
+  udpRequest,
+  type UdpServeOptions,
+  UdpServer,
+  UdpTimeoutError,
+} from "./lib/udp/mod.ts";
+export { type TlsClientOptions, TlsVerifyError } from "./lib/tls/mod.ts";
+export { MessageType, type Welcome } from "./lib/protocol/protocol.ts";
+export { type ErrorCode, ProtocolError, RemoteError } from "./lib/protocol/errors.ts";
+export { type Address, formatAddress, parseAddress } from "./lib/net/address.ts";
+export { createToken, loadToken, type LoadTokenOptions, TokenError } from "./lib/config/token.ts";
+export { AccessList } from "./lib/server/access_list.ts";
+export { type ErrorDetails } from "./lib/protocol/errors.ts";
+export { type ExecStdio } from "./lib/exec/exec_stdio.ts";
+export { type PingReply } from "./lib/udp/udp_client.ts";
+export { type SourceGuardOptions } from "./lib/server/source_guard.ts";
+export { type TcpAddress } from "./lib/net/address.ts";
+export { type TlsVerifyCode } from "./lib/tls/tls_client.ts";
+export { type UdpAddress } from "./lib/udp/udp_client.ts";
+export { type UdpEvent } from "./lib/udp/udp_server.ts";
+export { type UdpRequestOptions } from "./lib/udp/udp_client.ts";
+export { type UdpStats } from "./lib/udp/udp_server.ts";
+export { type UnixAddress } from "./lib/net/address.ts";
+export { type UploadProgress } from "./lib/upload/upload.ts";
+export { type UploadSummary } from "./lib/upload/upload.ts";
+export { type AccessDecision } from "./lib/server/access_list.ts";
+export { type ByteReader } from "./lib/frame/frame_io.ts";
+export { type ByteWriter } from "./lib/frame/frame_io.ts";

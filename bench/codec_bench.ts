@@ -23,7 +23,7 @@ import {
   FrameEncoderStream,
   FrameReader,
   FrameWriter,
-} from "../mod.ts";
+} from "../lib/frame/mod.ts";
 import { BYTES_PER_ITERATION, PAYLOAD_SIZES } from "./_codec_cases.ts";
 
 /** Size of the chunks the encoded bytes are delivered in, like socket reads. */

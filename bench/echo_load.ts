@@ -26,7 +26,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { connect, dial, FRAME_HEADER_LENGTH, MessageType, writeAll } from "../mod.ts";
+import { connect, dial, MessageType } from "../lib/client/mod.ts";
+import { FRAME_HEADER_LENGTH, writeAll } from "../lib/frame/mod.ts";
 import { sleep, withTimeout } from "./_time.ts";
 
 /** Bytes on the wire per message, header included. */

@@ -14,7 +14,8 @@
  * @module
  */
 
-import { isConnectionError, writeAll } from "../mod.ts";
+import { writeAll } from "../lib/frame/mod.ts";
+import { isConnectionError } from "../lib/protocol/session.ts";
 
 const port = Number(Deno.args[0] ?? 0);
 const bufferSize = Number(Deno.args[1] ?? 16 * 1024);

@@ -22,7 +22,7 @@
  * (the store's free-space check): a worker may not be given anything its
  * parent lacks, and the constructor throws `NotCapable` if asked to.
  *
- * The results are written up in `docs/worker_confinement.md`.
+ * The results are written up in `docs/design/worker_confinement.md`.
  *
  * Bulk: `--mib` MiB (1 MiB chunks, cycled from a 32 MiB pool of random
  * bytes, each chunk its own ArrayBuffer) into one file in a fresh temp

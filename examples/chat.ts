@@ -28,7 +28,7 @@ import {
   MessageType,
   RemoteError,
   sendLines,
-} from "../mod.ts";
+} from "@sockit/sockit/client";
 
 const decoder = new TextDecoder();
 

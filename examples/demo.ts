@@ -24,13 +24,10 @@
  */
 
 import { fileURLToPath } from "node:url";
-import {
-  createToken,
-  decodeControl,
-  escapeControl,
-  FrameDecoderStream,
-  MessageType,
-} from "../mod.ts";
+import { createToken, FrameDecoderStream, MessageType } from "@sockit/sockit";
+import { escapeControl } from "@sockit/sockit/client";
+// The demo reads one raw ERROR frame to show its bytes: a protocol internal.
+import { decodeControl } from "../lib/protocol/protocol.ts";
 
 /** The repository root, where `cli.ts` and `deno.json` live. */
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

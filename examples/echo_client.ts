@@ -23,13 +23,12 @@ import {
   connect,
   ConnectError,
   DEFAULT_ADDRESS,
-  encodeFrame,
   escapeControl,
   MessageType,
   RemoteError,
-  typeByte,
   writeAll,
-} from "../mod.ts";
+} from "@sockit/sockit/client";
+import { encodeFrame } from "@sockit/sockit/frame";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -56,9 +55,10 @@ async function talk(session: ClientSession): Promise<void> {
   console.log(`  reply ${show(await reply(session))}`);
 
   // 2. Two messages in ONE write: a naive recv() returns "glued-1glued-2".
-  session.writer.frame(typeByte(MessageType.Data), encoder.encode("glued-1"));
-  session.writer.frame(typeByte(MessageType.Data), encoder.encode("glued-2"));
-  await session.writer.flush();
+  const glued = [encoder.encode("glued-1"), encoder.encode("glued-2")].map((body) =>
+    encodeFrame(new Uint8Array([MessageType.Data, ...body]))
+  );
+  await writeAll(session.conn, new Uint8Array([...glued[0]!, ...glued[1]!]));
   console.log(`sent "glued-1" and "glued-2" in one write`);
   console.log(`  reply ${show(await reply(session))}`);
   console.log(`  reply ${show(await reply(session))}`);

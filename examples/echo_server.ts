@@ -23,7 +23,13 @@
  * @module
  */
 
-import { DEFAULT_ADDRESS, echoService, formatEvent, serve, type Server } from "../mod.ts";
+import {
+  DEFAULT_ADDRESS,
+  echoService,
+  formatEvent,
+  serve,
+  type Server,
+} from "@sockit/sockit/server";
 
 function log(line: string): void {
   console.error(`echo_server: ${line}`);

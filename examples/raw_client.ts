@@ -34,7 +34,14 @@
  * @module
  */
 
-import { ConnectError, dial, formatAddress, parseAddress, relay, writeAll } from "../mod.ts";
+import {
+  ConnectError,
+  dial,
+  formatAddress,
+  parseAddress,
+  relay,
+  writeAll,
+} from "@sockit/sockit/client";
 
 const DEFAULT_UPPER_ADDRESS = "127.0.0.1:9999";
 

@@ -22,7 +22,7 @@ import {
   FrameTruncatedError,
   isConnectionError,
   MessageType,
-} from "../mod.ts";
+} from "./_lib.ts";
 import { concat, frameHeader, rawConnect } from "./_utils.ts";
 
 const utf8 = new TextEncoder();

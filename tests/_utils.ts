@@ -16,7 +16,7 @@ import {
   type ServeOptions,
   type Server,
   type ServerEvent,
-} from "../mod.ts";
+} from "./_lib.ts";
 
 /** A server on a free loopback port, with the events it emitted. */
 export interface TestServer extends AsyncDisposable {

@@ -1,6 +1,6 @@
 import { deepEqual, ok, throws } from "node:assert/strict";
 import fc from "fast-check";
-import { AccessList, AccessRuleError, parseAccessFile } from "../lib/access_list.ts";
+import { AccessList, AccessRuleError, parseAccessFile } from "../lib/server/access_list.ts";
 
 const ALLOWED = { allowed: true };
 const NOT_ALLOWED = { allowed: false, rule: "not in any allow rule", reason: "not_allowed" };

@@ -15,7 +15,7 @@ import {
   MessageType,
   RemoteError,
   type ServerEvent,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   errorOf,
   ipv6Loopback,

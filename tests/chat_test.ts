@@ -1,5 +1,5 @@
 import { deepEqual, ok } from "node:assert/strict";
-import { ChatRoom, type ClientSession, connect, MessageType, RemoteError } from "../mod.ts";
+import { ChatRoom, type ClientSession, connect, MessageType, RemoteError } from "./_lib.ts";
 import {
   errorOf,
   helloFrame,

@@ -19,7 +19,7 @@ import {
   EXEC_USAGE,
   SERVER_USAGE,
   UPLOAD_USAGE,
-} from "../lib/_cli_usage.ts";
+} from "../lib/cli/usage.ts";
 
 /** Enough for every side effect a row could wrongly have. */
 const PERMISSIONS = [

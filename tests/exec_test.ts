@@ -12,7 +12,7 @@ import {
   serve,
   type ServeOptions,
   StreamId,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   delay,
   errorOf,

@@ -41,7 +41,7 @@ import {
   encodeFrame,
   FrameReader,
   MessageType,
-} from "../mod.ts";
+} from "./_lib.ts";
 
 /** A token no generated one equals (generated ones are 43 characters). */
 const TOKEN = "faults-test-token-0123456789";

@@ -8,7 +8,7 @@ import {
   FrameTooLargeError,
   FrameTruncatedError,
   FrameWriter,
-} from "../mod.ts";
+} from "./_lib.ts";
 import { concat } from "./_utils.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);

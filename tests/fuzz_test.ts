@@ -28,7 +28,7 @@ import {
   type ServerEvent,
   uploadService,
   UploadStore,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   chatNames,
   type FuzzLimits,

@@ -27,7 +27,7 @@ import {
   upload,
   uploadService,
   UploadStore,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   fillPattern,
   LoadMeter,

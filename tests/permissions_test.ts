@@ -14,7 +14,7 @@ import {
   type PermissionNeed,
   requirePermissions,
   type RevokeSummary,
-} from "../lib/permissions.ts";
+} from "../lib/permissions/permissions.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/permissions_child.ts", import.meta.url));
 

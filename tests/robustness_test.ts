@@ -9,7 +9,7 @@ import {
   MessageType,
   ProtocolError,
   type ServerEvent,
-} from "../mod.ts";
+} from "./_lib.ts";
 import { helloFrame, messageFrame, rawConnect, send, startServer, waitFor } from "./_utils.ts";
 
 const text = new TextEncoder();

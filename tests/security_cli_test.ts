@@ -11,7 +11,7 @@
  */
 
 import { deepEqual, match, notDeepEqual, ok } from "node:assert/strict";
-import { certificateFingerprint, connect, formatFingerprint, MessageType } from "../mod.ts";
+import { certificateFingerprint, connect, formatFingerprint, MessageType } from "./_lib.ts";
 import { NET, type Result, type ServerProcess, sockit, startCli } from "./_cli.ts";
 import { waitFor } from "./_utils.ts";
 

@@ -8,7 +8,7 @@ import {
   FrameReader,
   MessageType,
   RemoteError,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   concat,
   delay,

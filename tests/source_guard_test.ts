@@ -5,7 +5,7 @@ import {
   SourceGuard,
   type SourceGuardOptions,
   sourceOf,
-} from "../lib/source_guard.ts";
+} from "../lib/server/source_guard.ts";
 
 /** A guard on a fake clock that the test moves by hand. */
 function fakeGuard(options: SourceGuardOptions = {}) {

@@ -1,6 +1,6 @@
 import { deepEqual, ok } from "node:assert/strict";
 import fc from "fast-check";
-import { editDistance, suggest } from "../lib/_suggest.ts";
+import { editDistance, suggest } from "../lib/cli/suggest.ts";
 
 Deno.test("editDistance counts insertions, deletions, substitutions and adjacent swaps", () => {
   for (

@@ -1,5 +1,5 @@
 import { deepEqual } from "node:assert/strict";
-import { connect, FrameDecoderStream, FrameEncoderStream, MessageType, serve } from "../mod.ts";
+import { connect, FrameDecoderStream, FrameEncoderStream, MessageType, serve } from "./_lib.ts";
 import { ipv6Loopback } from "./_utils.ts";
 
 const text = new TextEncoder();

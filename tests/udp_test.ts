@@ -7,7 +7,7 @@ import {
   type UdpEvent,
   udpRequest,
   UdpTimeoutError,
-} from "../mod.ts";
+} from "./_lib.ts";
 import { kill } from "./_cli.ts";
 import { ipv6Loopback, waitFor } from "./_utils.ts";
 

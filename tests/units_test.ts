@@ -1,5 +1,5 @@
 import { deepEqual, throws } from "node:assert/strict";
-import { formatAddress, parseAddress, parseDuration, parseSize } from "../mod.ts";
+import { formatAddress, parseAddress, parseDuration, parseSize } from "./_lib.ts";
 
 Deno.test("parseDuration reads ms, s, m and h and rejects everything else", () => {
   for (

@@ -31,7 +31,7 @@ import {
   startEventServer,
 } from "./_cli.ts";
 import { startServer } from "./_utils.ts";
-import { upload, uploadService, UploadStore } from "../mod.ts";
+import { upload, uploadService, UploadStore } from "./_lib.ts";
 
 /** A token no generated one equals (generated ones are 43 characters). */
 const OTHER_TOKEN = "upload-cli-test-wrong-token-0123";

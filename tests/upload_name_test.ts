@@ -1,7 +1,7 @@
 import { deepEqual, ok, throws } from "node:assert/strict";
 import { posix, win32 } from "node:path";
 import fc from "fast-check";
-import { NAME_LIMITS, parseRemoteName, ProtocolError } from "../mod.ts";
+import { NAME_LIMITS, parseRemoteName, ProtocolError } from "./_lib.ts";
 
 const badName = (e: unknown) => e instanceof ProtocolError && e.code === "bad_name";
 

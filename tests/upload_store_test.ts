@@ -1,6 +1,6 @@
 import { deepEqual, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { parseRemoteName, PARTIAL_DIR, ProtocolError, UploadStore } from "../mod.ts";
+import { parseRemoteName, PARTIAL_DIR, ProtocolError, UploadStore } from "./_lib.ts";
 
 const encoder = new TextEncoder();
 const sha = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");

@@ -9,7 +9,7 @@ import {
   uploadService,
   UploadStore,
   type UploadStoreOptions,
-} from "../mod.ts";
+} from "./_lib.ts";
 import {
   errorOf,
   rawSession,

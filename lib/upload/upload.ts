@@ -1,0 +1,405 @@
+/**
+ * The client side of the `upload` service: send files and directory trees,
+ * each verified by SHA-256 and committed atomically by the server.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { basename } from "node:path";
+import type { Address } from "../net/address.ts";
+import { type ClientSession, connect, type ConnectOptions } from "../client/client.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { FRAME_HEADER_LENGTH } from "../frame/frame.ts";
+import { messageJson } from "../client/_message.ts";
+import { encodeControl, MessageType } from "../protocol/protocol.ts";
+import { parseRemoteName } from "./upload_name.ts";
+
+/** Options for {@linkcode upload}. */
+export interface UploadOptions extends Omit<ConnectOptions, "service" | "params" | "token"> {
+  /** The server's token; upload always needs one. */
+  token: string;
+  /** Remote directory to put everything under. @default {the upload directory itself} */
+  to?: string | undefined;
+  /** Replace existing remote files (atomically) instead of failing them. @default {false} */
+  overwrite?: boolean;
+  /** Continue interrupted uploads from what the server verifiably holds. @default {false} */
+  resume?: boolean;
+  /** Send mode bits (minus setuid, setgid, sticky) and modification times. @default {true} */
+  preserve?: boolean;
+  /** Called as bytes go out and as each entry ends. @default {undefined} */
+  onProgress?: ((progress: UploadProgress) => void) | undefined;
+}
+
+/** How far an upload has got. */
+export interface UploadProgress {
+  /** The remote name of the entry being sent. */
+  name: string;
+  /** Bytes of it the server has or has been sent (a resumed prefix counts). */
+  done: number;
+  /** Its size. */
+  size: number;
+  /** Bytes of all files done so far, across entries. */
+  totalDone: number;
+  /** Bytes of all files. */
+  totalSize: number;
+}
+
+/** What happened to one local path. */
+export interface UploadResult {
+  /** The local path. */
+  path: string;
+  /** The remote name (empty when the entry was skipped locally). */
+  name: string;
+  /** `"file"`, `"dir"` or `"symlink"` (symbolic links are skipped, never followed). */
+  type: "file" | "dir" | "symlink";
+  /** `committed`, `failed`, or `skipped` (a symbolic link, or a type sockit does not send). */
+  status: "committed" | "failed" | "skipped";
+  /** The file's size. */
+  size: number;
+  /** Bytes sent for it. */
+  sent: number;
+  /** Bytes not sent because the server held a verified prefix. */
+  resumed: number;
+  /** SHA-256 (hex) the server verified, for committed files. */
+  sha256?: string;
+  /** The failure code (`exists`, `bad_name`, `hash_mismatch`, …) or skip reason. */
+  code?: string;
+  /** What went wrong, for failures and skips. */
+  message?: string;
+}
+
+/** The outcome of {@linkcode upload}. */
+export interface UploadSummary {
+  /** One result per entry, in the order sent. */
+  results: UploadResult[];
+  /** Entries committed: files and directories. */
+  committed: number;
+  /** Entries that failed. */
+  failed: number;
+  /** Entries skipped locally. */
+  skipped: number;
+  /** Bytes sent in DATA messages. */
+  bytesSent: number;
+  /** Bytes not sent thanks to resume. */
+  bytesResumed: number;
+  /** Milliseconds from connect to the last answer. */
+  duration: number;
+}
+
+/** An entry to send, found by walking the local paths. */
+interface Planned {
+  result: UploadResult;
+  mode?: number | undefined;
+  mtime?: number | undefined;
+}
+
+/** Files (or what is left of one) up to this size travel in the batch with their FILE and END. */
+const SMALL_FILE = 64 * 1024;
+/** Bytes of small files batched before a write. */
+const BATCH = 256 * 1024;
+
+/** Most file bytes in one DATA message; the server's `maxFrame` usually sets less (1 MiB − 1). */
+const CHUNK = 4 * 1024 * 1024 - 1;
+
+/**
+ * Walks the local paths like `scp -r`: a file is sent under its base name,
+ * a directory as its base name and everything below it (directories after
+ * their contents, so their times stick; empty ones included). Symbolic
+ * links are listed as skipped, never followed.
+ */
+async function plan(paths: readonly string[], to: string | undefined): Promise<Planned[]> {
+  const out: Planned[] = [];
+  const prefix = to === undefined || to === "" ? "" : `${to.replace(/\/+$/, "")}/`;
+  const visit = async (path: string, name: string): Promise<void> => {
+    const info = await Deno.lstat(path);
+    const attrs = { mode: info.mode ?? undefined, mtime: info.mtime?.getTime() };
+    const base = { path, name, sent: 0, resumed: 0 };
+    if (info.isSymlink) {
+      out.push({
+        result: {
+          ...base,
+          type: "symlink",
+          status: "skipped",
+          size: 0,
+          code: "symlink",
+          message: "symbolic links are not followed",
+        },
+      });
+    } else if (info.isFile) {
+      out.push({ result: { ...base, type: "file", status: "failed", size: info.size }, ...attrs });
+    } else if (info.isDirectory) {
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(path)) names.push(entry.name);
+      names.sort();
+      for (const child of names) await visit(`${path}/${child}`, `${name}/${child}`);
+      out.push({ result: { ...base, type: "dir", status: "failed", size: 0 }, ...attrs });
+    } else {
+      out.push({
+        result: {
+          ...base,
+          type: "file",
+          status: "skipped",
+          size: 0,
+          code: "not_regular",
+          message: "not a regular file or directory",
+        },
+      });
+    }
+  };
+  for (const path of paths) {
+    const trimmed = path.replace(/\/+$/, "") || path;
+    await visit(trimmed, prefix + basename(trimmed));
+  }
+  return out;
+}
+
+/** The EVENT kinds that answer an entry. */
+const ANSWER_KINDS = new Set(["ready", "committed", "failed"]);
+
+/** Routes the server's answers to the entries waiting for them, in order. */
+class Answers {
+  readonly #session: ClientSession;
+  readonly #waiting: ((message: Record<string, unknown>) => void)[] = [];
+  readonly #early: Record<string, unknown>[] = [];
+  #error: unknown;
+  readonly done: Promise<void>;
+
+  constructor(session: ClientSession) {
+    this.#session = session;
+    this.done = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for (;;) {
+        const message = await this.#session.read();
+        if (message === null) {
+          throw new ProtocolError(
+            "bad_message",
+            "Cannot finish upload: the server closed the connection",
+          );
+        }
+        if (message.type !== MessageType.Event) continue;
+        const event = messageJson(message);
+        // Kinds this version does not know are skipped, as the protocol asks.
+        if (!ANSWER_KINDS.has(event.kind as string)) continue;
+        const next = this.#waiting.shift();
+        if (next) next(event);
+        else this.#early.push(event);
+      }
+    } catch (error) {
+      this.#error = error;
+      for (const waiter of this.#waiting.splice(0)) waiter({ kind: "error" });
+    }
+  }
+
+  /** The next answer from the server. */
+  next(): Promise<Record<string, unknown>> {
+    const early = this.#early.shift();
+    if (early) return Promise.resolve(early);
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      this.#waiting.push((event) => event.kind === "error" ? reject(this.#error) : resolve(event));
+    });
+  }
+
+  /** The answer for the entry being sent, if it has already come (an early failure). */
+  peekFailure(name: string): Record<string, unknown> | undefined {
+    const first = this.#early[0];
+    return first?.kind === "failed" && first.name === name ? first : undefined;
+  }
+}
+
+/**
+ * Uploads files and directories to the sockit server at `address`.
+ *
+ * Each file is announced, streamed and closed with its SHA-256; the server
+ * commits it only when size and hash match, under a name it validated, and
+ * never over an existing file unless `overwrite` is set. Entries are
+ * pipelined: the next one starts while the server still verifies the last.
+ * A failure of one entry (an existing file, a bad name, a full disk) is
+ * recorded in the summary and the rest go on.
+ *
+ * @param address the server
+ * @param paths local files and directories
+ * @param options the token, remote directory, overwrite, resume, progress
+ * @returns what happened to each entry
+ * @throws {ConnectError} when connecting fails
+ * @throws {RemoteError} when the server refuses the session or breaks off
+ *
+ * @example Upload a file into a server's directory
+ * ```ts ignore
+ * import { upload } from "@sockit/sockit";
+ *
+ * const summary = await upload("127.0.0.1:7070", ["report.pdf"], { token, to: "inbox" });
+ * console.log(summary.committed, "committed");
+ * ```
+ */
+export async function upload(
+  address: string | Address,
+  paths: readonly string[],
+  options: UploadOptions,
+): Promise<UploadSummary> {
+  const started = performance.now();
+  const planned = await plan(paths, options.to);
+  // Check names locally first: a name the server would refuse fails here,
+  // before any byte is read.
+  for (const { result } of planned) {
+    if (result.status === "skipped") continue;
+    try {
+      parseRemoteName(result.name);
+    } catch (error) {
+      // Refused here rather than by the server: still a failure.
+      result.status = "failed";
+      result.code = "bad_name";
+      result.message = error instanceof Error ? error.message : String(error);
+    }
+  }
+  const totalSize = planned.reduce(
+    (n, p) =>
+      n + (p.result.status !== "skipped" && p.result.code !== "bad_name" &&
+          p.result.type === "file"
+        ? p.result.size
+        : 0),
+    0,
+  );
+  await using session = await connect(address, { ...options, service: "upload" });
+  const answers = new Answers(session);
+  const preserve = options.preserve ?? true;
+  // DATA frames as large as the server accepts, up to CHUNK.
+  const chunkSize = Math.max(1, Math.min(CHUNK, session.welcome.maxFrame - 1));
+  // DATA frames are built in place: 4 bytes of header, the type byte, then
+  // the file bytes read straight into the frame, written without a copy.
+  const DATA_AT = FRAME_HEADER_LENGTH + 1;
+  const frameBuf = new Uint8Array(DATA_AT + chunkSize);
+  frameBuf[FRAME_HEADER_LENGTH] = MessageType.Data;
+  const buf = frameBuf.subarray(DATA_AT);
+  let totalDone = 0;
+  let lastTurn = performance.now();
+  const settled: Promise<void>[] = [];
+  const settle = (result: UploadResult) =>
+    answers.next().then((answer) => {
+      if (answer.kind === "committed") {
+        result.status = "committed";
+        if (typeof answer.sha256 === "string") result.sha256 = answer.sha256;
+      } else {
+        result.status = "failed";
+        result.code = String(answer.code ?? "unknown");
+        result.message = String(answer.message ?? "");
+      }
+    });
+
+  for (const item of planned) {
+    const { result } = item;
+    if (result.status === "skipped" || result.code === "bad_name") continue;
+    const entry: Record<string, unknown> = {
+      type: result.type,
+      name: result.name,
+      overwrite: options.overwrite ?? false,
+    };
+    if (result.type === "file") {
+      entry.size = result.size;
+      entry.resume = options.resume ?? false;
+    }
+    if (preserve) {
+      if (item.mode !== undefined) entry.mode = item.mode & 0o777;
+      if (item.mtime !== undefined) entry.mtime = item.mtime;
+    }
+    session.writer.frame(encodeControl(MessageType.File, entry));
+    if (result.type === "dir") {
+      settled.push(settle(result));
+      continue;
+    }
+    using file = await Deno.open(result.path, { read: true });
+    const hash = createHash("sha256");
+    let offset = 0;
+    if (options.resume) {
+      await session.writer.flush();
+      const ready = await answers.next();
+      if (ready.kind === "failed") {
+        result.status = "failed";
+        result.code = String(ready.code ?? "unknown");
+        result.message = String(ready.message ?? "");
+        session.writer.frame(encodeControl(MessageType.End, {}));
+        totalDone += result.size;
+        continue;
+      }
+      const held = typeof ready.offset === "number" ? ready.offset : 0;
+      if (held > 0 && await prefixMatches(file, held, hash, ready.prefixSha256, buf)) {
+        offset = held;
+      }
+      if (offset === 0) await file.seek(0, Deno.SeekMode.Start);
+      session.writer.frame(encodeControl(MessageType.Start, { offset }));
+      result.resumed = offset;
+    }
+    const fileHash = offset > 0 ? hash : createHash("sha256");
+    let done = offset;
+    let chunk = 0;
+    while (done < result.size) {
+      if (answers.peekFailure(result.name)) break;
+      // Synchronous reads: measured to move bulk data about twice as fast.
+      // But socket writes that complete at once never give the answer
+      // reader a turn, so the first chunks of each file, and one every
+      // 5 ms, are read asynchronously: the event loop runs, and a file the
+      // server refused at once (exists, busy, too large) stops early.
+      // (A setTimeout(0) yield costs ~2 ms here; an async read, nothing.)
+      const slice = buf.subarray(0, Math.min(chunkSize, result.size - done));
+      // A small file goes out in one batched frame: nothing to stop early,
+      // and a write of its own per file would cost more than the copy.
+      const small = result.size - done <= SMALL_FILE;
+      const turn = !small && (chunk++ < 4 || performance.now() - lastTurn > 5);
+      const n = turn ? await file.read(slice) : file.readSync(slice);
+      if (turn) lastTurn = performance.now();
+      if (n === null || n === 0) break; // shrank while read: the server reports size_mismatch
+      fileHash.update(buf.subarray(0, n));
+      if (small) {
+        session.writer.frame(frameBuf.subarray(FRAME_HEADER_LENGTH, DATA_AT + n));
+        if (session.writer.pending >= BATCH) await session.writer.flush();
+      } else {
+        await session.writer.writeFrame(frameBuf.subarray(0, DATA_AT + n));
+      }
+      done += n;
+      result.sent += n;
+      totalDone += n;
+      options.onProgress?.({ name: result.name, done, size: result.size, totalDone, totalSize });
+    }
+    totalDone += result.size - done;
+    session.writer.frame(encodeControl(MessageType.End, { sha256: fileHash.digest("hex") }));
+    settled.push(settle(result));
+  }
+  await session.writer.flush();
+  await Promise.all(settled);
+  await session.closeWrite();
+  const results = planned.map((p) => p.result);
+  const count = (status: UploadResult["status"]) =>
+    results.filter((r) => r.status === status).length;
+  return {
+    results,
+    committed: count("committed"),
+    failed: count("failed"),
+    skipped: count("skipped"),
+    bytesSent: results.reduce((n, r) => n + r.sent, 0),
+    bytesResumed: results.reduce((n, r) => n + r.resumed, 0),
+    duration: Math.round(performance.now() - started),
+  };
+}
+
+/** Hashes the first `length` bytes of `file` into `hash` and compares with the server's. */
+async function prefixMatches(
+  file: Deno.FsFile,
+  length: number,
+  hash: Hash,
+  expected: unknown,
+  buf: Uint8Array,
+): Promise<boolean> {
+  if (typeof expected !== "string") return false;
+  await file.seek(0, Deno.SeekMode.Start);
+  for (let left = length; left > 0;) {
+    const n = file.readSync(buf.subarray(0, Math.min(buf.length, left)));
+    if (n === null || n === 0) return false; // the local file is shorter
+    hash.update(buf.subarray(0, n));
+    left -= n;
+  }
+  return hash.copy().digest("hex") === expected.toLowerCase();
+}
