@@ -5,7 +5,7 @@
  * `Deno.permissions.querySync` and `Deno.permissions.revokeSync` only.
  *
  * What Deno 2.9.6 lets a process give up (each point checked with small
- * scripts, and by `tests/permissions_test.ts`):
+ * scripts, and by `tests/permissions/permissions_test.ts`):
  *
  * - `revokeSync({ name })` with no value drops the whole permission: a bare
  *   `--allow-x` and every entry of `--allow-x=A,B`. It is final: nothing can
