@@ -64,6 +64,8 @@ export interface CliOptions {
    * child fails the test instead of hanging it. @default {undefined} (none)
    */
   timeout?: number;
+  /** The child's working directory. @default {this process's} */
+  cwd?: string;
 }
 
 /** Options for {@linkcode spawnCli}. */
@@ -145,6 +147,7 @@ export async function spawnCli(
   }
   const child = new Deno.Command(command, {
     args: commandArgs,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",

@@ -865,6 +865,12 @@ export function uploadNames(paths: FuzzPaths): { good: string[]; hostile: string
       "-rf",
       "space name.txt",
       ".hidden",
+      // Names only Windows cannot hold: accepted unless the server asks for portable names.
+      "nul.txt",
+      "CON",
+      "a.",
+      "a ",
+      "x:stream",
     ],
     hostile: [
       "../outside/pwn",
@@ -890,14 +896,9 @@ export function uploadNames(paths: FuzzPaths): { good: string[]; hostile: string
       "d//e",
       "d/",
       "/",
-      "nul.txt",
-      "CON",
       "a\u202etxt.exe",
       "a\ud800",
-      "a.",
-      "a ",
       "\u200bx",
-      "x:stream",
     ],
   };
 }

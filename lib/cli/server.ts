@@ -51,7 +51,7 @@ export interface ServerPlan {
   /** The exec service's options; `undefined` without --exec. */
   readonly exec: ExecServiceOptions | undefined;
   /** The upload directory and its file size limit; `undefined` without --upload-dir. */
-  readonly upload: { readonly dir: string; readonly maxFileSize: number | undefined } | undefined;
+  readonly upload: UploadPlan | undefined;
   /** Where the TLS identity comes from; `undefined` for plain TCP. */
   readonly tls: ServerTlsPlan | undefined;
   /** The access rules of --allow and --deny (checked), and the --allow-file to add. */
@@ -175,14 +175,40 @@ function planExec(values: ServerValues): ExecServiceOptions | undefined {
   };
 }
 
-function planUpload(values: ServerValues): ServerPlan["upload"] {
+/** The upload directory and what it accepts. */
+interface UploadPlan {
+  readonly dir: string;
+  readonly maxFileSize: number | undefined;
+  /** Free space to keep, from --min-free; `undefined` for the store's default. */
+  readonly minFree: { readonly reserveBytes: number; readonly reservePercent: number } | undefined;
+  readonly portableNames: boolean;
+}
+
+function planUpload(values: ServerValues): UploadPlan | undefined {
   const dir = values["upload-dir"];
-  if (values["max-upload-size"] !== undefined && dir === undefined) {
-    throw new UsageError("--max-upload-size needs --upload-dir", SERVER_USAGE);
+  for (const name of ["max-upload-size", "min-free", "portable-names"] as const) {
+    if (values[name] !== undefined && dir === undefined) {
+      throw new UsageError(`--${name} needs --upload-dir`, SERVER_USAGE);
+    }
   }
   if (dir === undefined) return undefined;
-  const maxFileSize = flag(SERVER_USAGE, "max-upload-size", values["max-upload-size"], parseSize);
-  return { dir, maxFileSize };
+  return {
+    dir,
+    maxFileSize: flag(SERVER_USAGE, "max-upload-size", values["max-upload-size"], parseSize),
+    minFree: flag(SERVER_USAGE, "min-free", values["min-free"], parseMinFree),
+    portableNames: values["portable-names"] === true,
+  };
+}
+
+/** `--min-free SIZE` or `--min-free N%`: the free space an upload must leave. */
+function parseMinFree(text: string): { reserveBytes: number; reservePercent: number } {
+  const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text.trim());
+  if (percent === null) return { reserveBytes: parseSize(text), reservePercent: 0 };
+  const reservePercent = Number(percent[1]);
+  if (!(reservePercent < 100)) {
+    throw new RangeError(`Cannot use "${text}": a share of the disk below 100%`);
+  }
+  return { reserveBytes: 0, reservePercent };
 }
 
 /** TLS from --tls, --tls-cert and --tls-key; exec and upload off loopback need it. */
@@ -368,14 +394,17 @@ async function openServices(plan: ServerPlan): Promise<Service[]> {
       import("../upload/upload_store.ts"),
       import("../upload/upload_service.ts"),
     ]);
-    const { dir, maxFileSize } = plan.upload;
+    const { dir, maxFileSize, minFree, portableNames } = plan.upload;
     const statfs = Deno.permissions.querySync({ name: "sys", kind: "statfs" }).state ===
       "granted";
+    const noCheck = minFree !== undefined && minFree.reserveBytes === 0 &&
+      minFree.reservePercent === 0;
     const store = await UploadStore.open(dir, {
       ...(maxFileSize === undefined ? {} : { maxFileSize }),
-      ...(statfs ? {} : { reserveBytes: 0, reservePercent: 0 }),
+      ...(statfs ? minFree : { reserveBytes: 0, reservePercent: 0 }),
+      portableNames,
     });
-    if (!statfs) {
+    if (!statfs && !noCheck) {
       print(
         Deno.stderr,
         "sockit: warning: upload: no free-space check without --allow-sys=statfs\n",

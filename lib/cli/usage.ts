@@ -68,6 +68,10 @@ Options:
       --upload-dir DIR         accept uploads into DIR (off by default); DIR must exist and
                                not be writable by group or others; needs a token like exec
       --max-upload-size SIZE   largest file accepted (default 4GiB)
+      --min-free SIZE|N%       free space an upload must leave on the disk; 0 turns the check
+                               off (default: the larger of 1GiB and 5%)
+      --portable-names         accept only names Windows can hold too (no : * ? " < > |, no
+                               device names such as aux.c, no trailing dot or space)
       --udp ADDR               also serve UDP echo on ADDR, repeatable (needs --unstable-net)
       --udp-max-datagram SIZE  largest datagram echoed; larger ones are dropped (default 65507)
       --udp-rate N             datagrams per second echoed per source (default 20000)
@@ -228,6 +232,8 @@ export const SERVER_OPTIONS = {
   "exec-timeout": { type: "string" },
   "upload-dir": { type: "string" },
   "max-upload-size": { type: "string" },
+  "min-free": { type: "string" },
+  "portable-names": { type: "boolean" },
   udp: { type: "string", multiple: true },
   "udp-max-datagram": { type: "string" },
   "udp-rate": { type: "string" },

@@ -50,7 +50,7 @@ export {
   UploadStore,
   type UploadStoreOptions,
 } from "./upload_store.ts";
-export { NAME_LIMITS, parseRemoteName } from "./upload_name.ts";
+export { NAME_LIMITS, parseRemoteName, type RemoteNameOptions } from "./upload_name.ts";
 export { type Address } from "../net/address.ts";
 export { type ConnectOptions } from "../client/client.ts";
 export { type Service } from "../protocol/service.ts";

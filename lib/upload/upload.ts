@@ -104,7 +104,8 @@ const CHUNK = 4 * 1024 * 1024 - 1;
 
 /**
  * Walks the local paths like `scp -r`: a file is sent under its base name,
- * a directory as its base name and everything below it (directories after
+ * a directory as its base name and everything below it, `.` or `dir/.` as
+ * the directory's contents without the directory itself (directories after
  * their contents, so their times stick; empty ones included). Symbolic
  * links are listed as skipped, never followed.
  */
@@ -149,7 +150,15 @@ async function plan(paths: readonly string[], to: string | undefined): Promise<P
   };
   for (const path of paths) {
     const trimmed = path.replace(/\/+$/, "") || path;
-    await visit(trimmed, prefix + basename(trimmed));
+    const name = basename(trimmed);
+    if (name !== "." && name !== "..") {
+      await visit(trimmed, prefix + name);
+      continue;
+    }
+    // `.`, `dir/.` and `..` send the directory's contents, as `scp -r .` and `cp -r dir/.` do.
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(trimmed)) names.push(entry.name);
+    for (const child of names.sort()) await visit(`${trimmed}/${child}`, prefix + child);
   }
   return out;
 }

@@ -23,6 +23,8 @@ export const NAME_LIMITS = {
 export const PARTIAL_DIR = ".sockit-partial";
 
 const encoder = new TextEncoder();
+/** A Windows server's file system cannot hold what the portable rule refuses. */
+const WINDOWS = Deno.build.os === "windows";
 
 /** Windows device names, reserved with any extension and in any case. */
 const DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$/i;
@@ -32,8 +34,22 @@ const DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$
  */
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/u;
-/** Characters Windows forbids in names, `\` and `:` among them (separators, drives, streams). */
-const WINDOWS_FORBIDDEN = /[\\:*?"<>|]/;
+/**
+ * Characters Windows forbids in names but `\` (always refused, as a
+ * separator): drives, streams and wildcards.
+ */
+const WINDOWS_FORBIDDEN = /[:*?"<>|]/;
+
+/** Options for {@linkcode parseRemoteName}. */
+export interface RemoteNameOptions {
+  /**
+   * Also refuse what Windows cannot hold: the characters `: * ? " < > |`,
+   * device names (`CON`, `aux.c`, `LPT1.txt`, …) and components that end in
+   * a dot or space. On a Windows server the rule applies whatever this says.
+   * @default {false}
+   */
+  portable?: boolean;
+}
 
 function refuse(name: string, reason: string): ProtocolError {
   // The name is data from a peer: quote it escaped and bounded.
@@ -48,13 +64,16 @@ function refuse(name: string, reason: string): ProtocolError {
  *
  * A valid name is relative, uses `/` between components, and is in Unicode
  * NFC (the name is normalised first, so NFC and NFD spellings name the same
- * file). No component is empty, `.` or `..`, a Windows device name, or ends
- * in a dot or space; no character is a control, bidi or zero-width format
- * character, or one of `\ : * ? " < > |`. Lengths are bounded by
- * {@linkcode NAME_LIMITS}. The check is purely lexical: it never touches the
- * file system.
+ * file). No component is empty, `.` or `..`; no character is `\` (a
+ * separator on Windows), a control, bidi or zero-width format character
+ * (they make a name display as something it is not). Lengths are bounded by
+ * {@linkcode NAME_LIMITS}. Everything else a POSIX file system holds is
+ * accepted: `aux.c`, `what?.txt`, `trailing dot.`. With
+ * {@linkcode RemoteNameOptions.portable} the Windows rules apply as well.
+ * The check is purely lexical: it never touches the file system.
  *
  * @param name the name a peer sent
+ * @param options whether the Windows-safe set applies
  * @returns the NFC components, at least one
  * @throws {ProtocolError} `bad_name`, saying which rule failed
  *
@@ -64,11 +83,14 @@ function refuse(name: string, reason: string): ProtocolError {
  * import { deepEqual, throws } from "node:assert/strict";
  *
  * deepEqual(parseRemoteName("photos/2026/a.jpg"), ["photos", "2026", "a.jpg"]);
+ * deepEqual(parseRemoteName("what?.txt"), ["what?.txt"]);
  * throws(() => parseRemoteName("../etc/passwd"));
  * throws(() => parseRemoteName("C:\\x"));
+ * throws(() => parseRemoteName("what?.txt", { portable: true }));
  * ```
  */
-export function parseRemoteName(name: string): string[] {
+export function parseRemoteName(name: string, options: RemoteNameOptions = {}): string[] {
+  const portable = options.portable === true || WINDOWS;
   if (typeof name !== "string" || name === "") throw refuse(String(name), "empty");
   if (!name.isWellFormed()) throw refuse(name, "not valid Unicode");
   const nfc = name.normalize("NFC");
@@ -77,8 +99,9 @@ export function parseRemoteName(name: string): string[] {
   }
   if (CONTROL.test(nfc)) throw refuse(name, "control or invisible formatting character");
   if (nfc.startsWith("/")) throw refuse(name, "absolute path");
-  if (WINDOWS_FORBIDDEN.test(nfc)) {
-    throw refuse(name, 'contains one of \\ : * ? " < > | (drive, UNC and stream syntax)');
+  if (nfc.includes("\\")) throw refuse(name, "contains \\ (a separator on Windows)");
+  if (portable && WINDOWS_FORBIDDEN.test(nfc)) {
+    throw refuse(name, 'contains one of : * ? " < > | (not portable to Windows)');
   }
   const parts = nfc.split("/");
   if (parts.length > NAME_LIMITS.maxDepth) {
@@ -90,9 +113,10 @@ export function parseRemoteName(name: string): string[] {
     if (encoder.encode(part).length > NAME_LIMITS.maxComponentBytes) {
       throw refuse(name, `a component is longer than ${NAME_LIMITS.maxComponentBytes} bytes`);
     }
-    if (DEVICE.test(part)) throw refuse(name, "Windows device name");
+    if (!portable) continue;
+    if (DEVICE.test(part)) throw refuse(name, "Windows device name (not portable to Windows)");
     if (part.endsWith(".") || part.endsWith(" ")) {
-      throw refuse(name, "a component ends in a dot or space");
+      throw refuse(name, "a component ends in a dot or space (not portable to Windows)");
     }
   }
   // Case-blind: on a case-insensitive file system any spelling is the same directory.

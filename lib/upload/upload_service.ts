@@ -219,7 +219,7 @@ async function begin(
 ): Promise<Current | undefined> {
   const current: Current = { entry, started: !entry.resume, failed: false };
   try {
-    const parts = parseRemoteName(entry.name);
+    const parts = parseRemoteName(entry.name, { portable: store.portableNames });
     if (entry.type === "dir") {
       // A directory comes after its contents: its mtime is set once their
       // commits are done.

@@ -25,6 +25,11 @@ export interface UploadStoreOptions {
   reservePercent?: number;
   /** Milliseconds after which an unused partial file is removed. @default {86400000} (24 h) */
   partialTtl?: number;
+  /**
+   * Accept only names Windows can hold too (see
+   * the `portable` option of `parseRemoteName`). @default {false}
+   */
+  portableNames?: boolean;
 }
 
 /** What the client wants done with one file. */
@@ -86,6 +91,8 @@ export class UploadStore {
   readonly root: string;
   /** Largest file accepted, in bytes. */
   readonly maxFileSize: number;
+  /** Whether only names Windows can hold too are accepted. */
+  readonly portableNames: boolean;
   readonly #partials: string;
   readonly #reserveBytes: number;
   readonly #reservePercent: number;
@@ -105,6 +112,7 @@ export class UploadStore {
     this.#reserveBytes = options.reserveBytes ?? 1024 ** 3;
     this.#reservePercent = options.reservePercent ?? 5;
     this.#partialTtl = options.partialTtl ?? 86_400_000;
+    this.portableNames = options.portableNames ?? false;
   }
 
   /**
