@@ -8,7 +8,7 @@
  */
 
 import { type Address, parseAddress, type TcpAddress } from "../net/address.ts";
-import { loadToken } from "../config/token.ts";
+import { defaultTokenPath, loadToken } from "../config/token.ts";
 import { parseDuration, parseSize } from "../text/units.ts";
 import { CLIENT_OPTIONS, CLIENT_USAGE } from "./usage.ts";
 import {
@@ -83,11 +83,16 @@ export async function clientCommand(args: string[]): Promise<number> {
     }
     return 0;
   }
-  const token = await loadToken({ tokenFile: plan.tokenFile });
+  // The same rule as exec and upload: --token-file, SOCKIT_TOKEN, then the
+  // default token file. Echo and chat may run without a token, so one found
+  // in the default file is offered only to a server that asks for it.
+  const given = await loadToken({ tokenFile: plan.tokenFile });
+  const token = given ?? await loadToken({ useEnv: false, defaultFile: defaultTokenPath() });
   const chat = plan.mode === "chat";
   await using session = await connect(address, {
     service: plan.mode,
     token,
+    requireServerProof: given !== undefined,
     params: chat ? { name: plan.name } : {},
     connectTimeout,
     handshakeTimeout: connectTimeout,

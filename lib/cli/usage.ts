@@ -170,7 +170,8 @@ Options:
       --interval DUR           UDP ping: time between probes (default 1s)
       --size BYTES             UDP ping: bytes per probe, 16 to 65507 (default 56)
       --timeout DUR            UDP: wait for each reply (default 1s)
-      --token-file FILE        prove this token to the server (or set SOCKIT_TOKEN)
+      --token-file FILE        the server's token (default: SOCKIT_TOKEN, then
+                               ~/.config/sockit/token when it exists)
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
 ${TLS_CLIENT_HELP}      --json                   print replies and events as NDJSON
   -h, --help                   show this help

@@ -29,6 +29,15 @@ export interface ConnectOptions {
   service?: string;
   /** The shared token, when the server requires one. @default {undefined} */
   token?: string | undefined;
+  /**
+   * Whether a server that does not ask for the token is refused. Holding a
+   * token, the client normally insists that the server prove it too (a
+   * server that skips the challenge is not the one the token belongs to);
+   * `false` offers the token only to a server that asks, for a token found
+   * by looking rather than given for this server.
+   * @default {true}
+   */
+  requireServerProof?: boolean;
   /** Service parameters for the HELLO, such as `{ name }` for chat. @default {{}} */
   params?: Record<string, unknown>;
   /** Milliseconds allowed for the TCP or Unix connect. @default {10000} */
@@ -494,7 +503,8 @@ async function handshake(
       `Cannot start session: server chose version ${welcome.version} and service "${welcome.service}"`,
     );
   }
-  if (options.token !== undefined) {
+  const insist = options.requireServerProof !== false || serverNonce !== undefined;
+  if (options.token !== undefined && insist) {
     // Holding a token, the client insists that the server prove it too: a
     // server that skips the challenge is not the one the token belongs to.
     if (
