@@ -148,3 +148,29 @@ for (const block of blocks.filter((b) => !b.ignored)) {
     }
   });
 }
+
+Deno.test("no permission flag in README.md or docs/ puts ~ after = (it would grant nothing)", async () => {
+  const found: string[] = [];
+  const files = ["README.md", "SECURITY.md"];
+  for await (const entry of Deno.readDir(`${ROOT}docs`)) {
+    if (entry.isFile && entry.name.endsWith(".md")) files.push(`docs/${entry.name}`);
+  }
+  for (const file of files) {
+    const lines = (await Deno.readTextFile(`${ROOT}${file}`)).split("\n");
+    lines.forEach((line, i) => {
+      if (/--allow-[a-z]+=~/.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  deepEqual(found, []);
+});
+
+Deno.test("every row of a Markdown table in docs/guide.md starts and ends with |", async () => {
+  const lines = (await Deno.readTextFile(`${ROOT}docs/guide.md`)).split("\n");
+  const broken: string[] = [];
+  lines.forEach((line, i) => {
+    const inTable = lines[i - 1]?.startsWith("|") && lines[i + 1]?.startsWith("|");
+    if (line.startsWith("|") && !line.trimEnd().endsWith("|")) broken.push(`${i + 1}: ${line}`);
+    if (inTable && line !== "" && !line.startsWith("|")) broken.push(`${i + 1}: ${line}`);
+  });
+  deepEqual(broken, []);
+});
