@@ -1,6 +1,7 @@
 /**
  * The `sockit` command line: parses arguments, calls the library, and maps
- * errors to exit codes (0 success, 1 failure, 2 usage error).
+ * errors to exit codes (one table, `lib/cli/exit_codes.ts`: 0 success,
+ * 1 failure, 2 usage error, 3 a changed certificate; exec's own failures 255).
  *
  * ```sh
  * deno run --allow-net=127.0.0.1:7070 jsr:@sockit/sockit/cli server
@@ -11,7 +12,6 @@
 
 // Only what every command needs is imported up front; each subcommand's
 // module is loaded when it runs (see main).
-import { TlsVerifyError } from "./lib/tls/tls_client.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 import {
   COMMANDS,
@@ -20,14 +20,17 @@ import {
   TOP_LEVEL,
   USAGE,
 } from "./lib/cli/usage.ts";
-import {
-  describe,
-  EXIT_HOST_KEY_CHANGED,
-  parse,
-  print,
-  unknownName,
-  UsageError,
-} from "./lib/cli/common.ts";
+import { describe, parse, print, unknownName, UsageError } from "./lib/cli/common.ts";
+import { EXEC_OWN_FAILURE, EXIT, failureExitCode } from "./lib/cli/exit_codes.ts";
+
+/** One line for a usage error, and where to read more: `error: … (see "sockit help exec")`. */
+function usageLine(error: UsageError): string {
+  const command = error.usage === USAGE
+    ? undefined
+    : COMMANDS.find((c) => c.usage === error.usage)?.name;
+  const help = command === undefined ? "sockit help" : `sockit help ${command}`;
+  return `error: ${error.message} (see "${help}")\n`;
+}
 
 async function completionsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, COMPLETIONS_OPTIONS, COMPLETIONS_USAGE);
@@ -63,7 +66,8 @@ async function completionsCommand(args: string[]): Promise<number> {
  * Runs the command line with `args` and returns the exit code.
  *
  * @param args the arguments after the program name
- * @returns 0 on success, 1 on failure, 2 on a usage error
+ * @returns the exit code: 0 on success, 1 on failure, 2 on a usage error, 3
+ *   when the server's certificate changed; exec returns the remote command's
  *
  * @example Print the version
  * ```ts ignore
@@ -89,15 +93,12 @@ export async function main(args: string[]): Promise<number> {
         try {
           return await (await import("./lib/cli/exec.ts")).execCommand(rest);
         } catch (error) {
-          // exec's own failures must not look like a remote exit code.
+          // exec's own failures must not look like a remote exit code: 255, as ssh uses it.
           print(
             Deno.stderr,
-            error instanceof UsageError
-              ? `error: ${error.message}\n\n${error.usage}`
-              : `error: ${describe(error)}\n`,
+            error instanceof UsageError ? usageLine(error) : `error: ${describe(error)}\n`,
           );
-          // exec's own failures: 255, as ssh uses it.
-          return 255;
+          return EXEC_OWN_FAILURE;
         }
       case "--version":
       case "-V":
@@ -120,19 +121,17 @@ export async function main(args: string[]): Promise<number> {
       }
       case undefined:
         print(Deno.stderr, USAGE);
-        return 2;
+        return EXIT.usage;
       default:
         throw new UsageError(unknownName("command", command, TOP_LEVEL), USAGE);
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      print(Deno.stderr, `error: ${error.message}\n\n${error.usage}`);
-      return 2;
+      print(Deno.stderr, usageLine(error));
+      return EXIT.usage;
     }
     print(Deno.stderr, `error: ${describe(error)}\n`);
-    return error instanceof TlsVerifyError && error.code === "host_key_changed"
-      ? EXIT_HOST_KEY_CHANGED
-      : 1;
+    return failureExitCode(error);
   }
 }
 

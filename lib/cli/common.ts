@@ -49,8 +49,27 @@ export function parse<T extends Options>(
       const known = Object.keys(options).map((name) => `--${name}`);
       throw new UsageError(unknownName("option", unknown, known), usage);
     }
-    throw new UsageError(error instanceof Error ? error.message : String(error), usage);
+    throw new UsageError(parserMessage(error, args), usage);
   }
+}
+
+/**
+ * The argument parser's message as one line in sockit's words: Node's
+ * three-line text for `--idle-timeout -1s` becomes
+ * `--idle-timeout: the value "-1s" starts with "-"; write --idle-timeout=-1s`.
+ */
+function parserMessage(error: unknown, args: readonly string[]): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const option = /^Option '(-[-\w]+)/.exec(text)?.[1];
+  if (option !== undefined && text.includes("argument is ambiguous")) {
+    const value = args[args.indexOf(option) + 1];
+    return `${option}: the value "${value}" starts with "-"; write ${option}=${value} to give it`;
+  }
+  if (option !== undefined && text.endsWith("argument missing")) return `${option} needs a value`;
+  if (option !== undefined && text.endsWith("does not take an argument")) {
+    return `${option} takes no value`;
+  }
+  return text.split("\n")[0]!;
 }
 
 /** The first flag in `args` that `options` does not declare, as typed (`--listn`). */
@@ -157,9 +176,6 @@ export function requireConnect(address: Address): void {
 export const TLS_CLIENT_FLAGS = Object.keys(
   TLS_CLIENT_OPTIONS,
 ) as (keyof typeof TLS_CLIENT_OPTIONS)[];
-
-/** Exit code when a server's certificate changed since it was recorded. */
-export const EXIT_HOST_KEY_CHANGED = 3;
 
 /** How the client verifies a TLS server, from its flags, checked; nothing is read yet. */
 export type ClientTlsPlan =

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { type Address, parseAddress } from "../net/address.ts";
 import { ProtocolError, RemoteError } from "../protocol/errors.ts";
 import type { TlsClientOptions } from "../tls/tls_client.ts";
@@ -61,6 +62,7 @@ export interface ExecPlan {
 
 export async function execCommand(args: string[]): Promise<number> {
   const split = args.indexOf("--");
+  if (split === -1) requireDashes(args);
   const { values, positionals } = parse(
     split === -1 ? args : args.slice(0, split),
     EXEC_OPTIONS,
@@ -77,6 +79,29 @@ export async function execCommand(args: string[]): Promise<number> {
     truncate: true,
   });
   return await runExec(plan, new EventLog(events));
+}
+
+/**
+ * Without `--`, a word after the address starts the command: `sockit exec
+ * H:P uname -a` is refused with the line that works, not with `unknown
+ * option "-a"`.
+ */
+function requireDashes(args: string[]): void {
+  const { tokens } = parseArgs({
+    args,
+    options: EXEC_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const words = tokens.filter((t) => t.kind === "positional");
+  if (words.length < 2) return;
+  const address = words[0]!.value;
+  const command = args.slice(words[1]!.index);
+  throw new UsageError(
+    `put the command after "--": sockit exec ${address} -- ${command.join(" ")}`,
+    EXEC_USAGE,
+  );
 }
 
 /**

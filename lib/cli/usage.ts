@@ -6,6 +6,7 @@
  */
 
 import denoConfig from "../../deno.json" with { type: "json" };
+import { EXIT_CODES_HELP } from "./exit_codes.ts";
 
 /** The help lines of the TLS client flags, the same in client, exec and upload. */
 const TLS_CLIENT_HELP = `\
@@ -32,7 +33,8 @@ Usage:
 
 Addresses are HOST:PORT, [IPV6]:PORT or unix:PATH.
 Run "sockit help COMMAND" (server, client, exec, upload, completions) for its options.
-`;
+
+${EXIT_CODES_HELP}`;
 
 export const SERVER_USAGE = `Usage: sockit server [--listen ADDR]... [options]
 
@@ -118,8 +120,7 @@ Options:
       --connect-timeout DUR    limit on connecting and the handshake (default 10s)
 ${TLS_CLIENT_HELP}  -h, --help                   show this help
 
-Exit codes: 0 when every file was committed, 1 when any failed or sockit failed, 2 usage,
-3 when the server's TLS certificate changed since it was recorded (known hosts).
+Exit codes: 0 when every file was committed, 1 when any was not; the rest as "sockit help" lists.
 
 Examples:
   sockit upload 127.0.0.1:7070 report.pdf photos --to inbox
@@ -144,9 +145,7 @@ ${TLS_CLIENT_HELP}      --json FILE              write NDJSON events (started, e
                                or a named pipe); stdout and stderr stay the command's
   -h, --help                   show this help
 
-Exit codes: the remote command's; 128+N when a signal N ended it; 124 when --timeout
-passed; 126 when the program cannot be executed; 127 when it is not found; 255 when
-sockit itself fails (cannot connect, authentication, not allowed, usage, protocol error).
+Exit codes: the remote command's, or 255 when sockit itself fails; "sockit help" lists them.
 
 Examples:
   sockit exec 127.0.0.1:7070 -- uname -a
@@ -176,8 +175,7 @@ Options:
 ${TLS_CLIENT_HELP}      --json                   print replies and events as NDJSON
   -h, --help                   show this help
 
-Exit codes: 0 success, 1 failure (refused, denied, auth failed, protocol error), 2 usage
-error, 3 when the server's TLS certificate changed since it was recorded (known hosts).
+Exit codes: as "sockit help" lists them.
 
 Examples:
   printf 'hello\\nworld\\n' | sockit client 127.0.0.1:7070

@@ -13,13 +13,6 @@
 
 import { deepEqual } from "node:assert/strict";
 import { sockit } from "../_cli.ts";
-import {
-  CLIENT_USAGE,
-  COMPLETIONS_USAGE,
-  EXEC_USAGE,
-  SERVER_USAGE,
-  UPLOAD_USAGE,
-} from "../../lib/cli/usage.ts";
 
 /** Enough for every side effect a row could wrongly have. */
 const PERMISSIONS = [
@@ -87,10 +80,10 @@ async function entries(dir: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Runs each row as a step: the exact usage error, exit `code`, nothing made, nothing reached. */
+/** Runs each row as a step: the one-line usage error with its pointer to help, exit `code`, nothing made, nothing reached. */
 async function rejectsEach(
   t: Deno.TestContext,
-  usage: string,
+  command: string,
   code: number,
   rows: readonly Row[],
 ): Promise<void> {
@@ -113,7 +106,11 @@ async function rejectsEach(
           clearEnv: true,
           env: { HOME: home },
         });
-        deepEqual(result, { code, stdout: "", stderr: `error: ${message}\n\n${usage}` });
+        deepEqual(result, {
+          code,
+          stdout: "",
+          stderr: `error: ${message} (see "sockit help ${command}")\n`,
+        });
         deepEqual(await entries(home), [], "nothing is made in HOME");
         deepEqual(await entries(uploads), [], "the upload directory is not touched");
         deepEqual(await watch.connections(), 0, "nothing connects");
@@ -135,7 +132,7 @@ Deno.test("sockit server rejects bad flags before it makes a token, a certificat
     p: Place,
     ...args: string[]
   ) => ["server", "--json", "--listen", p.address, ...args];
-  await rejectsEach(t, SERVER_USAGE, 2, [
+  await rejectsEach(t, "server", 2, [
     {
       name: "--udp-rate without --udp, with --exec (no token is generated)",
       args: (p) => server(p, "--exec", "--udp-rate", "5"),
@@ -209,7 +206,7 @@ Deno.test("sockit server rejects bad flags before it makes a token, a certificat
 });
 
 Deno.test("sockit client rejects bad flags before it connects or reads stdin", async (t) => {
-  await rejectsEach(t, CLIENT_USAGE, 2, [
+  await rejectsEach(t, "client", 2, [
     {
       name: "--tls with a bad --pin",
       args: (p) => ["client", "--tls", "--pin", "nothex", p.address],
@@ -246,7 +243,7 @@ Deno.test("sockit client rejects bad flags before it connects or reads stdin", a
 });
 
 Deno.test("sockit exec rejects bad flags with 255 before it makes its events file or connects", async (t) => {
-  await rejectsEach(t, EXEC_USAGE, 255, [
+  await rejectsEach(t, "exec", 255, [
     {
       name: "a bad --connect-timeout",
       args: (p) => ["exec", p.address, "--connect-timeout", "0s", "--", "true"],
@@ -291,7 +288,7 @@ Deno.test("sockit exec rejects bad flags with 255 before it makes its events fil
 });
 
 Deno.test("sockit upload rejects bad flags before it connects", async (t) => {
-  await rejectsEach(t, UPLOAD_USAGE, 2, [
+  await rejectsEach(t, "upload", 2, [
     {
       name: "a bad --connect-timeout",
       args: (p) => ["upload", p.address, p.file, "--connect-timeout", "5"],
@@ -306,7 +303,7 @@ Deno.test("sockit upload rejects bad flags before it connects", async (t) => {
 });
 
 Deno.test("sockit completions rejects a bad shell and prints no script", async (t) => {
-  await rejectsEach(t, COMPLETIONS_USAGE, 2, [
+  await rejectsEach(t, "completions", 2, [
     {
       name: "an unknown shell",
       args: () => ["completions", "tcsh"],

@@ -505,14 +505,19 @@ Deno.test("sockit exec reports a refused connection with exit 255 and one line",
   );
 });
 
-Deno.test("usage errors in sockit exec exit 255, not 2, and print usage", async (t) => {
+Deno.test("usage errors in sockit exec exit 255, not 2, in one line that points to help", async (t) => {
   for (
     const [name, args, message] of [
       ["no command", ["127.0.0.1:1"], /missing the command after "--"/],
       [
         "command without --",
         ["127.0.0.1:1", "printf", "x"],
-        /put the command after "--": "printf"/,
+        /put the command after "--": sockit exec 127.0.0.1:1 -- printf x/,
+      ],
+      [
+        "a command with its own option, without --",
+        ["127.0.0.1:1", "uname", "-a"],
+        /put the command after "--": sockit exec 127.0.0.1:1 -- uname -a/,
       ],
       ["nothing after --", ["127.0.0.1:1", "--"], /missing the command after "--"/],
       ["no address", ["--", "printf"], /missing ADDR/],
@@ -531,7 +536,7 @@ Deno.test("usage errors in sockit exec exit 255, not 2, and print usage", async 
       deepEqual(result.code, 255, result.stderr);
       deepEqual(result.stdout, "");
       match(result.stderr, message);
-      match(result.stderr, /Usage: sockit exec ADDR/);
+      match(result.stderr, /^error: [^\n]* \(see "sockit help exec"\)\n$/);
     });
   }
 });
