@@ -656,6 +656,62 @@ const uploadStep: Step = {
 /** The demo's steps, in order. Each starts where the previous one left the server. */
 const STEPS: readonly Step[] = [echoStep, chatStep, rawStep, execStep, uploadStep];
 
+/** Runs one step against the server, under its time limit and the interrupt. */
+async function runStep(
+  step: Step,
+  server: DemoServer,
+  uploads: string,
+  interrupt: AbortSignal,
+): Promise<void> {
+  const stepTimeout = new AbortController();
+  const timer = setTimeout(
+    () => stepTimeout.abort(new DemoFailure(`the step took longer than ${STEP_MS} ms`)),
+    STEP_MS,
+  );
+  const signal = AbortSignal.any([interrupt, stepTimeout.signal]);
+  const demo: Demo = {
+    address: server.address,
+    signal,
+    run: (args, input, permissions) =>
+      runToEnd(
+        args,
+        typeof input === "string" ? encoder.encode(input) : input,
+        signal,
+        permissions,
+      ),
+    uploads,
+    start: (args) => new Child(args),
+    serverLog: (count) => server.connections(count, signal),
+  };
+  try {
+    await step.run(demo);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Says what failed, and shows the server's stderr once it has stopped. */
+async function reportFailure(
+  error: unknown,
+  current: string,
+  server: DemoServer | undefined,
+): Promise<void> {
+  console.log();
+  console.log(`demo FAILED while ${current}:`);
+  // A DemoFailure says what differed; anything else is a surprise worth its stack.
+  const text = error instanceof DemoFailure
+    ? error.message
+    : error instanceof Error
+    ? error.stack
+    : String(error);
+  console.log(`  ${text}`);
+  if (server) {
+    await server[Symbol.asyncDispose]();
+    const stderr = (await server.stderr).trim();
+    if (stderr !== "") console.log(`server stderr:\n${stderr}`);
+  }
+}
+
 async function main(): Promise<number> {
   // Ctrl-C or SIGTERM aborts the step under way; the finally blocks then
   // kill every child, so no server is left behind.
@@ -685,31 +741,7 @@ async function main(): Promise<number> {
       current = `step ${i + 1} (${step.title})`;
       console.log();
       console.log(`== ${i + 1}. ${step.title} ==`);
-      const stepTimeout = new AbortController();
-      const timer = setTimeout(
-        () => stepTimeout.abort(new DemoFailure(`the step took longer than ${STEP_MS} ms`)),
-        STEP_MS,
-      );
-      const signal = AbortSignal.any([interrupt.signal, stepTimeout.signal]);
-      const demo: Demo = {
-        address: server.address,
-        signal,
-        run: (args, input, permissions) =>
-          runToEnd(
-            args,
-            typeof input === "string" ? encoder.encode(input) : input,
-            signal,
-            permissions,
-          ),
-        uploads,
-        start: (args) => new Child(args),
-        serverLog: (count) => server!.connections(count, signal),
-      };
-      try {
-        await step.run(demo);
-      } finally {
-        clearTimeout(timer);
-      }
+      await runStep(step, server, uploads, interrupt.signal);
     }
     current = "stopping the server";
     console.log();
@@ -720,20 +752,7 @@ async function main(): Promise<number> {
     console.log(`demo passed: all ${STEPS.length} steps behaved as expected`);
     return 0;
   } catch (error) {
-    console.log();
-    console.log(`demo FAILED while ${current}:`);
-    // A DemoFailure says what differed; anything else is a surprise worth its stack.
-    const text = error instanceof DemoFailure
-      ? error.message
-      : error instanceof Error
-      ? error.stack
-      : String(error);
-    console.log(`  ${text}`);
-    if (server) {
-      await server[Symbol.asyncDispose]();
-      const stderr = (await server.stderr).trim();
-      if (stderr !== "") console.log(`server stderr:\n${stderr}`);
-    }
+    await reportFailure(error, current, server);
     return 1;
   } finally {
     await server?.[Symbol.asyncDispose]();

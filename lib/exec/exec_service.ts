@@ -262,27 +262,139 @@ function spawn(request: ExecRequest, env: Record<string, string>): Deno.ChildPro
   }
 }
 
+/** Checks the working directory, starts the command and serves it to the end. */
 async function run(session: Session, request: ExecRequest, options: RunOptions): Promise<void> {
   if (request.cwd !== undefined) await checkCwd(request.cwd);
   const child = spawn(request, options.env);
-  const started = performance.now();
-  const group = new ProcessGroup(child.pid, options.killGrace);
-  // On server shutdown the command gets SIGTERM at once and SIGKILL after
-  // the kill grace, like `docker stop`; its exit is still reported.
-  session.onStop(() => group.terminate());
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    group.terminate();
-  }, options.timeout);
-  // Set when the connection can no longer carry output.
-  let broken = false;
+  await new ExecRun(session, request, child, options).serve();
+}
 
-  const pump = async (stream: ReadableStream<Uint8Array>, id: StreamId): Promise<void> => {
+/**
+ * One running command and the session it answers to: owns the process and
+ * its group, the time limit, the output pumps, the stdin window and queue,
+ * and how the run ended.
+ */
+class ExecRun {
+  readonly #session: Session;
+  readonly #child: Deno.ChildProcess;
+  readonly #group: ProcessGroup;
+  readonly #onExit: () => void;
+  readonly #started = performance.now();
+  readonly #timer: ReturnType<typeof setTimeout>;
+  /** The command's own exit; the rest of its group is ended with it. */
+  readonly #exited: Promise<Deno.CommandStatus>;
+  #timedOut = false;
+  /** Set when the connection can no longer carry output. */
+  #broken = false;
+  /** Stdin bytes the client may still send: the window, refilled by CREDIT. */
+  #window = STDIN_WINDOW;
+  /** Whether the client may still send stdin (it has not sent its end). */
+  #stdinOpen: boolean;
+  #stdinWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  /** Stdin writes and credit grants, in the order the bytes came. */
+  #stdinChain = Promise.resolve();
+  /** The CREDIT message, reused for every grant. */
+  readonly #credit = new Uint8Array(5);
+  readonly #creditView = new DataView(this.#credit.buffer);
+
+  constructor(
+    session: Session,
+    request: ExecRequest,
+    child: Deno.ChildProcess,
+    options: RunOptions,
+  ) {
+    this.#session = session;
+    this.#child = child;
+    this.#onExit = options.onExit;
+    const group = this.#group = new ProcessGroup(child.pid, options.killGrace);
+    // On server shutdown the command gets SIGTERM at once and SIGKILL after
+    // the kill grace, like `docker stop`; its exit is still reported.
+    session.onStop(() => group.terminate());
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      group.terminate();
+    }, options.timeout);
+    this.#stdinOpen = request.stdin;
+    this.#stdinWriter = request.stdin ? child.stdin.getWriter() : undefined;
+    this.#credit[0] = MessageType.Credit;
+    this.#exited = child.status.then((status) => {
+      clearTimeout(this.#timer);
+      group.terminate();
+      return status;
+    });
+  }
+
+  /** Announces the start, relays output and client messages, and reports the exit. */
+  async serve(): Promise<void> {
+    await this.#announce();
+    const output = Promise.all([
+      this.#pump(this.#child.stdout, StreamId.Stdout),
+      this.#pump(this.#child.stderr, StreamId.Stderr),
+    ]);
+    // Read the client's messages until it closes, in parallel with the command.
+    const control = this.#control();
+    let failure: unknown;
+    control.catch((error) => {
+      failure = error;
+    });
+    try {
+      const status = await this.#exited;
+      await output;
+      this.#endStdin();
+      await this.#stdinChain;
+      if (failure === undefined && !this.#broken) await this.#reportExit(status);
+    } finally {
+      clearTimeout(this.#timer);
+      // Members that ignore SIGTERM and closed their output may still run:
+      // they get SIGKILL when the grace ends. The client has its answer
+      // already; the exec slot is held until then.
+      await this.#group.gone();
+      this.#onExit();
+      this.#session.onStop(undefined);
+    }
+    // The client closes once it has the exit event; a client that went away
+    // or broke the protocol ends the session here.
+    await control;
+  }
+
+  /** Sends the `started` event; if that fails, ends the command and rethrows. */
+  async #announce(): Promise<void> {
+    try {
+      await this.#session.sendControl(MessageType.Event, {
+        kind: "started",
+        stdinWindow: STDIN_WINDOW,
+      });
+    } catch (error) {
+      this.#group.terminate();
+      await this.#exited;
+      await this.#group.gone();
+      this.#onExit();
+      await Promise.all([
+        this.#child.stdout.cancel(),
+        this.#child.stderr.cancel(),
+        this.#stdinWriter?.abort(),
+      ]);
+      throw error;
+    }
+  }
+
+  #reportExit(status: Deno.CommandStatus): Promise<void> {
+    return this.#session.sendControl(MessageType.Event, {
+      kind: "exit",
+      code: status.code,
+      signal: status.signal,
+      timedOut: this.#timedOut,
+      duration: Math.round(performance.now() - this.#started),
+    });
+  }
+
+  /** Relays one output stream as STREAM frames, then its end. */
+  async #pump(stream: ReadableStream<Uint8Array>, id: StreamId): Promise<void> {
+    const session = this.#session;
     const head = new Uint8Array([MessageType.Stream, id]);
     try {
       for await (const chunk of stream) {
-        if (broken) continue; // keep draining so the command never blocks on a dead client
+        if (this.#broken) continue; // keep draining so the command never blocks on a dead client
         for (let at = 0; at < chunk.length; at += STREAM_CHUNK) {
           session.writer.frame(head, chunk.subarray(at, at + STREAM_CHUNK));
         }
@@ -290,161 +402,117 @@ async function run(session: Session, request: ExecRequest, options: RunOptions):
         // not server memory, absorbs a command that outpaces its client.
         await session.flush();
       }
-      if (!broken) {
+      if (!this.#broken) {
         session.writer.frame(head);
         await session.flush();
       }
     } catch (error) {
       if (!isConnectionError(error)) throw error;
-      broken = true;
-      group.terminate();
+      this.#broken = true;
+      this.#group.terminate();
     }
-  };
-
-  // Stdin bytes the client may still send: the window, refilled by CREDIT.
-  let window = STDIN_WINDOW;
-  let stdinWriter = request.stdin ? child.stdin.getWriter() : undefined;
-  let stdinChain = Promise.resolve();
-  const credit = new Uint8Array(5);
-  credit[0] = MessageType.Credit;
-  const grant = (n: number) => {
-    window += n;
-    new DataView(credit.buffer).setUint32(1, n);
-    session.writer.frame(credit);
-    return session.flush();
-  };
-  const feed = (bytes: Uint8Array) => {
-    const copy = bytes.slice();
-    stdinChain = stdinChain.then(async () => {
-      if (stdinWriter) {
-        try {
-          await stdinWriter.write(copy);
-        } catch {
-          // The command closed its stdin (EPIPE): discard the rest, as a
-          // pipe would, but keep granting credit so the client never stalls.
-          stdinWriter = undefined;
-        }
-      }
-      await grant(copy.length).catch(() => {});
-    });
-  };
-  const endStdin = () => {
-    stdinChain = stdinChain.then(async () => {
-      const writer = stdinWriter;
-      stdinWriter = undefined;
-      await writer?.close().catch(() => {});
-    });
-  };
-
-  // The command's own exit; the rest of its group is ended with it.
-  const exited = child.status.then((status) => {
-    clearTimeout(timer);
-    group.terminate();
-    return status;
-  });
-  try {
-    await session.sendControl(MessageType.Event, { kind: "started", stdinWindow: STDIN_WINDOW });
-  } catch (error) {
-    group.terminate();
-    await exited;
-    await group.gone();
-    options.onExit();
-    await Promise.all([child.stdout.cancel(), child.stderr.cancel(), stdinWriter?.abort()]);
-    throw error;
   }
-  const output = Promise.all([
-    pump(child.stdout, StreamId.Stdout),
-    pump(child.stderr, StreamId.Stderr),
-  ]);
 
-  // Read the client's messages until it closes, in parallel with the command.
-  let stdinOpen = request.stdin;
-  const control = (async () => {
+  /** Reads the client's messages until it closes; the command ends with it. */
+  async #control(): Promise<void> {
     try {
       for (;;) {
-        const payload = await session.read();
+        const payload = await this.#session.read();
         if (payload === null) return;
-        const type = payload[0];
-        if (type === MessageType.Stream && payload[1] === StreamId.Stdin && stdinOpen) {
-          const data = payload.subarray(2);
-          if (data.length === 0) {
-            stdinOpen = false;
-            endStdin();
-            continue;
-          }
-          window -= data.length;
-          if (window < 0) {
-            throw new ProtocolError(
-              "bad_message",
-              `Cannot accept stdin: ${data.length} bytes sent beyond the granted window`,
-              { window: window + data.length },
-            );
-          }
-          feed(data);
-        } else if (type === MessageType.Signal) {
-          const name = decodeControl(payload).signal;
-          if (typeof name !== "string" || !EXEC_SIGNALS.includes(name as Deno.Signal)) {
-            throw new ProtocolError(
-              "bad_message",
-              `Cannot deliver signal: expected one of ${EXEC_SIGNALS.join(", ")}`,
-              { field: "signal" },
-            );
-          }
-          if (name === "SIGKILL") group.kill();
-          else group.signal(name as Deno.Signal);
-        } else if (type === MessageType.Ping) {
-          // Not awaited: while output to a slow client is blocked, this
-          // loop must go on reading, or the client would look silent.
-          session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
-          session.flush().catch(() => {});
-        } else {
-          throw new ProtocolError(
-            "bad_message",
-            `Cannot serve exec: unexpected message type ${type ?? "(empty frame)"}`,
-            { type: type ?? -1 },
-          );
-        }
+        this.#onMessage(payload);
       }
     } catch (error) {
       // Tell the client at once, not after the command is gone.
       const told = error instanceof ProtocolError ? error : undefined;
-      if (told) session.abort(told);
+      if (told) this.#session.abort(told);
       throw error;
     } finally {
       // However the client went, the command goes too.
-      window = 0;
-      group.terminate();
+      this.#window = 0;
+      this.#group.terminate();
     }
-  })();
-
-  let failure: unknown;
-  control.catch((error) => {
-    failure = error;
-  });
-  try {
-    const status = await exited;
-    await output;
-    endStdin();
-    await stdinChain;
-    if (failure === undefined && !broken) {
-      await session.sendControl(MessageType.Event, {
-        kind: "exit",
-        code: status.code,
-        signal: status.signal,
-        timedOut,
-        duration: Math.round(performance.now() - started),
-      });
-    }
-  } finally {
-    clearTimeout(timer);
-    // Members that ignore SIGTERM and closed their output may still run:
-    // they get SIGKILL when the grace ends. The client has its answer
-    // already; the exec slot is held until then.
-    await group.gone();
-    options.onExit();
-    session.onStop(undefined);
   }
-  // The client closes once it has the exit event; a client that went away
-  // or broke the protocol ends the session here.
-  await control;
+
+  /** Acts on one client message: stdin, a signal or a ping. */
+  #onMessage(payload: Uint8Array): void {
+    const type = payload[0];
+    if (type === MessageType.Stream && payload[1] === StreamId.Stdin && this.#stdinOpen) {
+      this.#onStdin(payload.subarray(2));
+    } else if (type === MessageType.Signal) {
+      this.#onSignal(decodeControl(payload).signal);
+    } else if (type === MessageType.Ping) {
+      // Not awaited: while output to a slow client is blocked, the control
+      // loop must go on reading, or the client would look silent.
+      this.#session.writer.frame(typeByte(MessageType.Pong), payload.subarray(1));
+      this.#session.flush().catch(() => {});
+    } else {
+      throw new ProtocolError(
+        "bad_message",
+        `Cannot serve exec: unexpected message type ${type ?? "(empty frame)"}`,
+        { type: type ?? -1 },
+      );
+    }
+  }
+
+  #onStdin(data: Uint8Array): void {
+    if (data.length === 0) {
+      this.#stdinOpen = false;
+      this.#endStdin();
+      return;
+    }
+    this.#window -= data.length;
+    if (this.#window < 0) {
+      throw new ProtocolError(
+        "bad_message",
+        `Cannot accept stdin: ${data.length} bytes sent beyond the granted window`,
+        { window: this.#window + data.length },
+      );
+    }
+    this.#feed(data);
+  }
+
+  #onSignal(name: unknown): void {
+    if (typeof name !== "string" || !EXEC_SIGNALS.includes(name as Deno.Signal)) {
+      throw new ProtocolError(
+        "bad_message",
+        `Cannot deliver signal: expected one of ${EXEC_SIGNALS.join(", ")}`,
+        { field: "signal" },
+      );
+    }
+    if (name === "SIGKILL") this.#group.kill();
+    else this.#group.signal(name as Deno.Signal);
+  }
+
+  /** Queues stdin bytes for the command, then grants their credit back. */
+  #feed(bytes: Uint8Array): void {
+    const copy = bytes.slice();
+    this.#stdinChain = this.#stdinChain.then(async () => {
+      if (this.#stdinWriter) {
+        try {
+          await this.#stdinWriter.write(copy);
+        } catch {
+          // The command closed its stdin (EPIPE): discard the rest, as a
+          // pipe would, but keep granting credit so the client never stalls.
+          this.#stdinWriter = undefined;
+        }
+      }
+      await this.#grant(copy.length).catch(() => {});
+    });
+  }
+
+  #grant(n: number): Promise<void> {
+    this.#window += n;
+    this.#creditView.setUint32(1, n);
+    this.#session.writer.frame(this.#credit);
+    return this.#session.flush();
+  }
+
+  /** Closes the command's stdin once the bytes queued before are written. */
+  #endStdin(): void {
+    this.#stdinChain = this.#stdinChain.then(async () => {
+      const writer = this.#stdinWriter;
+      this.#stdinWriter = undefined;
+      await writer?.close().catch(() => {});
+    });
+  }
 }

@@ -306,92 +306,96 @@ export class Server implements AsyncDisposable {
     return this.#sessions.size;
   }
 
+  /** Accepts connections from one listener until the server stops. */
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    let failures = 0;
-    let reported = -Infinity;
+    const failures = new AcceptFailures((message) =>
+      this.#emit({ type: "error", code: "accept_failed", message })
+    );
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopping || error instanceof Deno.errors.BadResource) return;
-        // EMFILE and the like: report, pause briefly, keep serving. While
-        // it lasts, one line per 10 s with the count, not one per retry.
-        const now = performance.now();
-        failures++;
-        if (now - reported >= ACCEPT_FAILURE_REPORT_INTERVAL) {
-          const more = failures > 1 ? ` (${failures} failed accepts in the last period)` : "";
-          this.#emit({ type: "error", code: "accept_failed", message: String(error) + more });
-          reported = now;
-          failures = 0;
-        }
+        // EMFILE and the like: report, pause briefly, keep serving.
+        failures.failed(error);
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      if (failures > 0 || reported > -Infinity) {
-        if (failures > 0) {
-          this.#emit({
-            type: "error",
-            code: "accept_failed",
-            message: `accepting again after ${failures} more failed accepts`,
-          });
-        }
-        failures = 0;
-        reported = -Infinity;
-      }
+      failures.recovered();
       if (this.#stopping) {
         conn.close();
         return;
       }
-      const tcp = "hostname" in conn.remoteAddr;
-      // Unix-socket peers have no address; AccessList knows them as "unix".
-      const host = tcp ? (conn.remoteAddr as Deno.NetAddr).hostname : "unix";
-      // The access list comes first: it keeps no state and costs a few
-      // comparisons, and a denied peer must not take or count against any
-      // slot, nor learn how busy the server is.
-      const decision = this.#access?.check(host);
-      if (decision && !decision.allowed) {
-        const who = tcp ? `"${host}"` : "a Unix-socket peer";
-        const why = decision.reason === "denied"
-          ? `${who} is denied by "${decision.rule}"`
-          : `${who} is denied: ${decision.rule}`;
-        this.#refuse(conn, "denied", why, { rule: decision.rule });
-        continue;
-      }
-      if (this.#sessions.size >= this.#maxConnections) {
-        this.#refuse(conn, "busy", `all ${this.#maxConnections} connection slots are in use`, {
-          maxConnections: this.#maxConnections,
-        });
-        continue;
-      }
-      // Like OpenSSH's MaxStartups: connections that have not authenticated
-      // get only part of the slots, so silent ones cannot lock out real users.
-      if (this.#unauthenticated() >= this.#maxUnauthenticated) {
-        this.#refuse(
-          conn,
-          "busy",
-          `${this.#maxUnauthenticated} connections are already in their handshake`,
-          { maxUnauthenticated: this.#maxUnauthenticated },
-        );
-        continue;
-      }
-      // The source guard comes after the global caps, so that it counts only
-      // connections that will really be served: one refused for a global
-      // reason never touches its table. Its per-source cap then keeps one
-      // source from filling maxUnauthenticated.
-      let release: (() => void) | undefined;
-      if (this.#guard && tcp) {
-        const admitted = this.#guard.admit(host);
-        if (!admitted.ok) {
-          this.#refuseSource(conn, host, admitted);
-          continue;
-        }
-        release = admitted.release;
-      }
-      this.#serveConnection(conn, host, release).catch((error) => {
-        this.#emit({ type: "error", code: "internal", message: String(error) });
-      });
+      this.#admit(conn);
     }
+  }
+
+  /**
+   * Admits an accepted connection or refuses it: the access list first, then
+   * the server's capacity, then the source guard; an admitted connection is
+   * handed over to its session.
+   */
+  #admit(conn: Deno.Conn): void {
+    const tcp = "hostname" in conn.remoteAddr;
+    // Unix-socket peers have no address; AccessList knows them as "unix".
+    const host = tcp ? (conn.remoteAddr as Deno.NetAddr).hostname : "unix";
+    // The access list comes first: it keeps no state and costs a few
+    // comparisons, and a denied peer must not take or count against any
+    // slot, nor learn how busy the server is.
+    const refusal = this.#accessRefusal(host, tcp) ?? this.#capacityRefusal();
+    if (refusal) {
+      this.#refuse(conn, refusal.code, refusal.why, refusal.details);
+      return;
+    }
+    // The source guard comes after the global caps, so that it counts only
+    // connections that will really be served: one refused for a global
+    // reason never touches its table. Its per-source cap then keeps one
+    // source from filling maxUnauthenticated.
+    let release: (() => void) | undefined;
+    if (this.#guard && tcp) {
+      const admitted = this.#guard.admit(host);
+      if (!admitted.ok) {
+        this.#refuseSource(conn, host, admitted);
+        return;
+      }
+      release = admitted.release;
+    }
+    this.#serveConnection(conn, host, release).catch((error) => {
+      this.#emit({ type: "error", code: "internal", message: String(error) });
+    });
+  }
+
+  /** Why the access list turns `host` away, or undefined when it may connect. */
+  #accessRefusal(host: string, tcp: boolean): Refusal | undefined {
+    const decision = this.#access?.check(host);
+    if (!decision || decision.allowed) return undefined;
+    const who = tcp ? `"${host}"` : "a Unix-socket peer";
+    const why = decision.reason === "denied"
+      ? `${who} is denied by "${decision.rule}"`
+      : `${who} is denied: ${decision.rule}`;
+    return { code: "denied", why, details: { rule: decision.rule } };
+  }
+
+  /** Why the server has no room for another connection, or undefined when it has. */
+  #capacityRefusal(): Refusal | undefined {
+    if (this.#sessions.size >= this.#maxConnections) {
+      return {
+        code: "busy",
+        why: `all ${this.#maxConnections} connection slots are in use`,
+        details: { maxConnections: this.#maxConnections },
+      };
+    }
+    // Like OpenSSH's MaxStartups: connections that have not authenticated
+    // get only part of the slots, so silent ones cannot lock out real users.
+    if (this.#unauthenticated() >= this.#maxUnauthenticated) {
+      return {
+        code: "busy",
+        why: `${this.#maxUnauthenticated} connections are already in their handshake`,
+        details: { maxUnauthenticated: this.#maxUnauthenticated },
+      };
+    }
+    return undefined;
   }
 
   /** Refuses a connection that the source guard did not admit. */
@@ -444,6 +448,19 @@ export class Server implements AsyncDisposable {
     host: string,
     release: (() => void) | undefined,
   ): Promise<void> {
+    const session = this.#openSession(conn);
+    const guard = release ? this.#guard : undefined;
+    const leaveHandshake = () => {
+      this.#handshaking.delete(session);
+      release?.();
+      release = undefined;
+    };
+    const reason = await this.#runSession(session, conn, { host, guard, leaveHandshake });
+    await this.#closeSession(session, reason, leaveHandshake);
+  }
+
+  /** Makes and registers the session of an admitted connection, in its handshake. */
+  #openSession(conn: Deno.Conn): Session {
     const id = ++this.#nextId;
     const remote = formatAddress(conn.remoteAddr);
     const session = new Session(conn, id, remote, {
@@ -454,13 +471,16 @@ export class Server implements AsyncDisposable {
     this.#sessions.add(session);
     this.#handshaking.add(session);
     this.#emit({ type: "connected", id, remote });
-    let reason = "eof";
-    const guard = release ? this.#guard : undefined;
-    const leaveHandshake = () => {
-      this.#handshaking.delete(session);
-      release?.();
-      release = undefined;
-    };
+    return session;
+  }
+
+  /**
+   * Runs the TLS handshake if any, the protocol handshake and the chosen
+   * service; returns the reason the session ended as far as it knows
+   * (`"eof"` unless TLS failed or an error came that the peer cannot be told).
+   */
+  async #runSession(session: Session, conn: Deno.Conn, handover: Handover): Promise<string> {
+    const { host, guard, leaveHandshake } = handover;
     try {
       if (isTls(conn)) {
         if (!await this.#tlsHandshake(session, conn)) throw new TlsFailed();
@@ -479,27 +499,33 @@ export class Server implements AsyncDisposable {
         leaveHandshake();
         this.#emit({
           type: "session",
-          id,
-          remote,
+          id: session.id,
+          remote: session.remote,
           service: session.service,
           authenticated: accepted.authenticated,
         });
       });
+      return "eof";
     } catch (error) {
-      const told = error instanceof TlsFailed ? undefined : toProtocolError(error);
       if (error instanceof TlsFailed) {
         // Nothing can be told to a peer that does not speak TLS.
-        reason = "tls_failed";
         session.destroy();
-      } else if (told) {
-        session.abort(told);
-        if (told.code === "internal") {
-          this.#emit({ type: "error", id, remote, code: "internal", message: String(error) });
-        }
-      } else if (reason === "eof") {
-        reason = error instanceof Error ? error.name : "error";
+        return "tls_failed";
       }
+      const told = toProtocolError(error);
+      if (!told) return error instanceof Error ? error.name : "error";
+      session.abort(told);
+      if (told.code === "internal") {
+        const { id, remote } = session;
+        this.#emit({ type: "error", id, remote, code: "internal", message: String(error) });
+      }
+      return "eof";
     }
+  }
+
+  /** Waits for the session to close, forgets it and reports why it ended. */
+  async #closeSession(session: Session, reason: string, leaveHandshake: () => void): Promise<void> {
+    const { id, remote } = session;
     try {
       await session.finish();
     } catch (error) {
@@ -696,6 +722,63 @@ export async function startServer(
 
 /** At most one `accept_failed` report per this many milliseconds while accepts keep failing. */
 const ACCEPT_FAILURE_REPORT_INTERVAL = 10_000;
+
+/**
+ * The accept failures of one listener (EMFILE and the like), reported as
+ * they last: one line per {@linkcode ACCEPT_FAILURE_REPORT_INTERVAL} with
+ * the count, not one per retry, and one when accepting works again.
+ */
+class AcceptFailures {
+  readonly #report: (message: string) => void;
+  /** Failures since the last report. */
+  #failures = 0;
+  /** When the last report was made; -Infinity when accepts are working. */
+  #reported = -Infinity;
+
+  constructor(report: (message: string) => void) {
+    this.#report = report;
+  }
+
+  /** Counts a failed accept, and reports it when a report is due. */
+  failed(error: unknown): void {
+    const now = performance.now();
+    this.#failures++;
+    if (now - this.#reported >= ACCEPT_FAILURE_REPORT_INTERVAL) {
+      const failures = this.#failures;
+      const more = failures > 1 ? ` (${failures} failed accepts in the last period)` : "";
+      this.#report(String(error) + more);
+      this.#reported = now;
+      this.#failures = 0;
+    }
+  }
+
+  /** Notes a successful accept; after failures, reports the recovery. */
+  recovered(): void {
+    if (this.#failures === 0 && this.#reported === -Infinity) return;
+    if (this.#failures > 0) {
+      this.#report(`accepting again after ${this.#failures} more failed accepts`);
+    }
+    this.#failures = 0;
+    this.#reported = -Infinity;
+  }
+}
+
+/** Why a connection is refused: the ERROR it is sent. */
+interface Refusal {
+  code: ErrorCode;
+  why: string;
+  details: ErrorDetails;
+}
+
+/** What a session needs from its admission: the source guard and its slot. */
+interface Handover {
+  /** The peer's address as the source guard knows it. */
+  host: string;
+  /** The source guard, when it admitted this connection. */
+  guard: SourceGuard | undefined;
+  /** Leaves the handshake: frees its slots; idempotent. */
+  leaveHandshake: () => void;
+}
 
 /** A TLS handshake failed: the session ends without an error frame. */
 class TlsFailed extends Error {}

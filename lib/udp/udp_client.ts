@@ -239,8 +239,6 @@ export async function ping(
   options: PingOptions = {},
 ): Promise<PingSummary> {
   const target = udpTarget(address);
-  const count = options.count ?? 4;
-  const interval = options.interval ?? 1000;
   const size = options.size ?? 56;
   const timeout = options.timeout ?? 1000;
   if (!Number.isSafeInteger(size) || size < HEADER || size > MAX_UDP_PAYLOAD) {
@@ -249,93 +247,154 @@ export async function ping(
     );
   }
   const conn = localSocket(target);
-  const sentAt = new Map<number, number>();
-  const answered = new Set<number>();
-  const rtts: number[] = [];
-  let late = 0, duplicates = 0, reordered = 0, highest = 0, sent = 0;
-  const started = performance.now();
-
-  const listen = (async () => {
-    for (;;) {
-      let data: Uint8Array, from: Deno.Addr;
-      try {
-        [data, from] = await conn.receive();
-      } catch {
-        return; // closed at the end
-      }
-      if (!sameAddress(from, target) || data.length < HEADER) continue;
-      const view = new DataView(data.buffer, data.byteOffset, data.length);
-      if (view.getUint32(0) !== MAGIC) continue;
-      const seq = view.getUint32(4);
-      const at = sentAt.get(seq);
-      if (at === undefined) continue; // not a probe of ours
-      const rtt = performance.now() - at;
-      const reply: PingReply = {
-        seq,
-        bytes: data.length,
-        rtt,
-        late: rtt > timeout,
-        duplicate: answered.has(seq),
-        reordered: seq < highest,
-      };
-      if (reply.duplicate) duplicates++;
-      else if (reply.late) late++;
-      else rtts.push(rtt);
-      if (reply.reordered) reordered++;
-      answered.add(seq);
-      highest = Math.max(highest, seq);
-      options.onReply?.(reply);
-    }
-  })();
-
+  const tally = new PingTally(timeout, options.onReply);
+  const listen = receiveReplies(conn, target, tally);
   try {
-    const probe = new Uint8Array(size);
-    const view = new DataView(probe.buffer);
-    view.setUint32(0, MAGIC);
-    for (let seq = 1; seq <= count && !options.signal?.aborted; seq++) {
-      view.setUint32(4, seq);
-      const now = performance.now();
-      view.setFloat64(8, now);
-      sentAt.set(seq, now);
-      try {
-        await conn.send(probe, target);
-      } catch {
-        // An unreachable network is a lost probe, as for ping.
-      }
-      sent++;
-      if (seq < count) await sleep(interval, options.signal);
-    }
+    await sendProbes(conn, target, tally, { ...options, size });
     // Wait for the last probe's reply, or its timeout.
     const end = performance.now() + timeout;
-    while (performance.now() < end && answered.size < sent && !options.signal?.aborted) {
+    while (performance.now() < end && tally.waiting && !options.signal?.aborted) {
       await sleep(Math.min(10, end - performance.now()), options.signal);
     }
   } finally {
     closeQuietly(conn);
     await listen;
   }
-  const received = rtts.length;
-  const min = received ? Math.min(...rtts) : NaN;
-  const max = received ? Math.max(...rtts) : NaN;
-  const avg = received ? rtts.reduce((a, b) => a + b, 0) / received : NaN;
-  // Clamped: rounding can make the variance of equal samples a hair below 0.
-  const mdev = received
-    ? Math.sqrt(Math.max(0, rtts.reduce((a, b) => a + b * b, 0) / received - avg * avg))
-    : NaN;
-  return {
-    address: formatAddress(target),
-    sent,
-    received,
-    loss: sent === 0 ? 0 : Math.round(((sent - received) / sent) * 1000) / 10,
-    min,
-    avg,
-    max,
-    mdev,
-    late,
-    duplicates,
-    reordered,
-    duration: Math.round(performance.now() - started),
-  };
+  return tally.summary(formatAddress(target));
+}
+
+/** Sends the numbered probes, `interval` apart, until `count` or the signal. */
+async function sendProbes(
+  conn: Deno.DatagramConn,
+  target: Deno.NetAddr,
+  tally: PingTally,
+  options: PingOptions & { size: number },
+): Promise<void> {
+  const count = options.count ?? 4;
+  const interval = options.interval ?? 1000;
+  const probe = new Uint8Array(options.size);
+  const view = new DataView(probe.buffer);
+  view.setUint32(0, MAGIC);
+  for (let seq = 1; seq <= count && !options.signal?.aborted; seq++) {
+    view.setUint32(4, seq);
+    const now = performance.now();
+    view.setFloat64(8, now);
+    tally.sending(seq, now);
+    try {
+      await conn.send(probe, target);
+    } catch {
+      // An unreachable network is a lost probe, as for ping.
+    }
+    tally.sent++;
+    if (seq < count) await sleep(interval, options.signal);
+  }
+}
+
+/** Reads replies from `target` into the tally until the socket closes. */
+async function receiveReplies(
+  conn: Deno.DatagramConn,
+  target: Deno.NetAddr,
+  tally: PingTally,
+): Promise<void> {
+  for (;;) {
+    let data: Uint8Array, from: Deno.Addr;
+    try {
+      [data, from] = await conn.receive();
+    } catch {
+      return; // closed at the end
+    }
+    if (sameAddress(from, target)) tally.reply(data);
+  }
+}
+
+/**
+ * The probes of one ping and their replies: the round trips, and the
+ * replies that came late, twice or out of order.
+ */
+class PingTally {
+  /** Probes sent. */
+  sent = 0;
+  readonly #timeout: number;
+  readonly #onReply: ((reply: PingReply) => void) | undefined;
+  readonly #started = performance.now();
+  /** When each probe went out, by sequence number. */
+  readonly #sentAt = new Map<number, number>();
+  readonly #answered = new Set<number>();
+  /** Round trips of the probes answered in time. */
+  readonly #rtts: number[] = [];
+  #late = 0;
+  #duplicates = 0;
+  #reordered = 0;
+  /** The highest sequence number answered. */
+  #highest = 0;
+
+  constructor(timeout: number, onReply: ((reply: PingReply) => void) | undefined) {
+    this.#timeout = timeout;
+    this.#onReply = onReply;
+  }
+
+  /** Whether some probe sent has no reply yet. */
+  get waiting(): boolean {
+    return this.#answered.size < this.sent;
+  }
+
+  /** Notes that probe `seq` goes out at `at`. */
+  sending(seq: number, at: number): void {
+    this.#sentAt.set(seq, at);
+  }
+
+  /** Counts a datagram from the target, if it answers one of our probes. */
+  reply(data: Uint8Array): void {
+    if (data.length < HEADER) return;
+    const view = new DataView(data.buffer, data.byteOffset, data.length);
+    if (view.getUint32(0) !== MAGIC) return;
+    const seq = view.getUint32(4);
+    const at = this.#sentAt.get(seq);
+    if (at === undefined) return; // not a probe of ours
+    const rtt = performance.now() - at;
+    const reply: PingReply = {
+      seq,
+      bytes: data.length,
+      rtt,
+      late: rtt > this.#timeout,
+      duplicate: this.#answered.has(seq),
+      reordered: seq < this.#highest,
+    };
+    if (reply.duplicate) this.#duplicates++;
+    else if (reply.late) this.#late++;
+    else this.#rtts.push(rtt);
+    if (reply.reordered) this.#reordered++;
+    this.#answered.add(seq);
+    this.#highest = Math.max(this.#highest, seq);
+    this.#onReply?.(reply);
+  }
+
+  /** The statistics, as `ping` prints them. */
+  summary(address: string): PingSummary {
+    const rtts = this.#rtts, sent = this.sent;
+    const received = rtts.length;
+    const min = received ? Math.min(...rtts) : NaN;
+    const max = received ? Math.max(...rtts) : NaN;
+    const avg = received ? rtts.reduce((a, b) => a + b, 0) / received : NaN;
+    // Clamped: rounding can make the variance of equal samples a hair below 0.
+    const mdev = received
+      ? Math.sqrt(Math.max(0, rtts.reduce((a, b) => a + b * b, 0) / received - avg * avg))
+      : NaN;
+    return {
+      address,
+      sent,
+      received,
+      loss: sent === 0 ? 0 : Math.round(((sent - received) / sent) * 1000) / 10,
+      min,
+      avg,
+      max,
+      mdev,
+      late: this.#late,
+      duplicates: this.#duplicates,
+      reordered: this.#reordered,
+      duration: Math.round(performance.now() - this.#started),
+    };
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

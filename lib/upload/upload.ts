@@ -252,8 +252,22 @@ export async function upload(
 ): Promise<UploadSummary> {
   const started = performance.now();
   const planned = await plan(paths, options.to);
-  // Check names locally first: a name the server would refuse fails here,
-  // before any byte is read.
+  checkNames(planned);
+  await using session = await connect(address, { ...options, service: "upload" });
+  const sender = new EntrySender(session, options, totalSizeOf(planned));
+  for (const item of planned) {
+    if (item.result.status === "skipped" || item.result.code === "bad_name") continue;
+    await sender.send(item);
+  }
+  await sender.finish();
+  return summarize(planned.map((p) => p.result), started);
+}
+
+/**
+ * Checks names locally first: a name the server would refuse fails here,
+ * before any byte is read.
+ */
+function checkNames(planned: readonly Planned[]): void {
   for (const { result } of planned) {
     if (result.status === "skipped") continue;
     try {
@@ -265,7 +279,11 @@ export async function upload(
       result.message = error instanceof Error ? error.message : String(error);
     }
   }
-  const totalSize = planned.reduce(
+}
+
+/** Bytes of all the files that will be sent. */
+function totalSizeOf(planned: readonly Planned[]): number {
+  return planned.reduce(
     (n, p) =>
       n + (p.result.status !== "skipped" && p.result.code !== "bad_name" &&
           p.result.type === "file"
@@ -273,114 +291,10 @@ export async function upload(
         : 0),
     0,
   );
-  await using session = await connect(address, { ...options, service: "upload" });
-  const answers = new Answers(session);
-  const preserve = options.preserve ?? true;
-  // DATA frames as large as the server accepts, up to CHUNK.
-  const chunkSize = Math.max(1, Math.min(CHUNK, session.welcome.maxFrame - 1));
-  // DATA frames are built in place: 4 bytes of header, the type byte, then
-  // the file bytes read straight into the frame, written without a copy.
-  const DATA_AT = FRAME_HEADER_LENGTH + 1;
-  const frameBuf = new Uint8Array(DATA_AT + chunkSize);
-  frameBuf[FRAME_HEADER_LENGTH] = MessageType.Data;
-  const buf = frameBuf.subarray(DATA_AT);
-  let totalDone = 0;
-  let lastTurn = performance.now();
-  const settled: Promise<void>[] = [];
-  const settle = (result: UploadResult) =>
-    answers.next().then((answer) => {
-      if (answer.kind === "committed") {
-        result.status = "committed";
-        if (typeof answer.sha256 === "string") result.sha256 = answer.sha256;
-      } else {
-        result.status = "failed";
-        result.code = String(answer.code ?? "unknown");
-        result.message = String(answer.message ?? "");
-      }
-    });
+}
 
-  for (const item of planned) {
-    const { result } = item;
-    if (result.status === "skipped" || result.code === "bad_name") continue;
-    const entry: Record<string, unknown> = {
-      type: result.type,
-      name: result.name,
-      overwrite: options.overwrite ?? false,
-    };
-    if (result.type === "file") {
-      entry.size = result.size;
-      entry.resume = options.resume ?? false;
-    }
-    if (preserve) {
-      if (item.mode !== undefined) entry.mode = item.mode & 0o777;
-      if (item.mtime !== undefined) entry.mtime = item.mtime;
-    }
-    session.writer.frame(encodeControl(MessageType.File, entry));
-    if (result.type === "dir") {
-      settled.push(settle(result));
-      continue;
-    }
-    using file = await Deno.open(result.path, { read: true });
-    const hash = createHash("sha256");
-    let offset = 0;
-    if (options.resume) {
-      await session.writer.flush();
-      const ready = await answers.next();
-      if (ready.kind === "failed") {
-        result.status = "failed";
-        result.code = String(ready.code ?? "unknown");
-        result.message = String(ready.message ?? "");
-        session.writer.frame(encodeControl(MessageType.End, {}));
-        totalDone += result.size;
-        continue;
-      }
-      const held = typeof ready.offset === "number" ? ready.offset : 0;
-      if (held > 0 && await prefixMatches(file, held, hash, ready.prefixSha256, buf)) {
-        offset = held;
-      }
-      if (offset === 0) await file.seek(0, Deno.SeekMode.Start);
-      session.writer.frame(encodeControl(MessageType.Start, { offset }));
-      result.resumed = offset;
-    }
-    const fileHash = offset > 0 ? hash : createHash("sha256");
-    let done = offset;
-    let chunk = 0;
-    while (done < result.size) {
-      if (answers.peekFailure(result.name)) break;
-      // Synchronous reads: measured to move bulk data about twice as fast.
-      // But socket writes that complete at once never give the answer
-      // reader a turn, so the first chunks of each file, and one every
-      // 5 ms, are read asynchronously: the event loop runs, and a file the
-      // server refused at once (exists, busy, too large) stops early.
-      // (A setTimeout(0) yield costs ~2 ms here; an async read, nothing.)
-      const slice = buf.subarray(0, Math.min(chunkSize, result.size - done));
-      // A small file goes out in one batched frame: nothing to stop early,
-      // and a write of its own per file would cost more than the copy.
-      const small = result.size - done <= SMALL_FILE;
-      const turn = !small && (chunk++ < 4 || performance.now() - lastTurn > 5);
-      const n = turn ? await file.read(slice) : file.readSync(slice);
-      if (turn) lastTurn = performance.now();
-      if (n === null || n === 0) break; // shrank while read: the server reports size_mismatch
-      fileHash.update(buf.subarray(0, n));
-      if (small) {
-        session.writer.frame(frameBuf.subarray(FRAME_HEADER_LENGTH, DATA_AT + n));
-        if (session.writer.pending >= BATCH) await session.writer.flush();
-      } else {
-        await session.writer.writeFrame(frameBuf.subarray(0, DATA_AT + n));
-      }
-      done += n;
-      result.sent += n;
-      totalDone += n;
-      options.onProgress?.({ name: result.name, done, size: result.size, totalDone, totalSize });
-    }
-    totalDone += result.size - done;
-    session.writer.frame(encodeControl(MessageType.End, { sha256: fileHash.digest("hex") }));
-    settled.push(settle(result));
-  }
-  await session.writer.flush();
-  await Promise.all(settled);
-  await session.closeWrite();
-  const results = planned.map((p) => p.result);
+/** The summary of every entry's result. */
+function summarize(results: UploadResult[], started: number): UploadSummary {
   const count = (status: UploadResult["status"]) =>
     results.filter((r) => r.status === status).length;
   return {
@@ -392,6 +306,193 @@ export async function upload(
     bytesResumed: results.reduce((n, r) => n + r.resumed, 0),
     duration: Math.round(performance.now() - started),
   };
+}
+
+/** Records the server's refusal of an entry in its result. */
+function recordFailure(result: UploadResult, answer: Record<string, unknown>): void {
+  result.status = "failed";
+  result.code = String(answer.code ?? "unknown");
+  result.message = String(answer.message ?? "");
+}
+
+/** Where the file bytes start in a DATA frame: after the header and the type byte. */
+const DATA_AT = FRAME_HEADER_LENGTH + 1;
+
+/**
+ * Sends planned entries over one upload session, pipelined: each entry's
+ * answer is awaited only at the end. Owns the DATA frame buffer, the byte
+ * counts for progress, and the answers still to come.
+ */
+class EntrySender {
+  readonly #session: ClientSession;
+  readonly #answers: Answers;
+  readonly #options: UploadOptions;
+  readonly #preserve: boolean;
+  readonly #totalSize: number;
+  /** File bytes in one DATA frame at most: as many as the server accepts, up to CHUNK. */
+  readonly #chunkSize: number;
+  /**
+   * The DATA frame, built in place: 4 bytes of header, the type byte, then
+   * the file bytes read straight into the frame, written without a copy.
+   */
+  readonly #frame: Uint8Array;
+  /** The file bytes of the DATA frame. */
+  readonly #buf: Uint8Array;
+  /** One promise per entry sent, settled by its answer. */
+  readonly #settled: Promise<void>[] = [];
+  /** Bytes of all files done so far, across entries. */
+  #totalDone = 0;
+  /** When a read last gave the event loop a turn. */
+  #lastTurn = performance.now();
+
+  constructor(session: ClientSession, options: UploadOptions, totalSize: number) {
+    this.#session = session;
+    this.#answers = new Answers(session);
+    this.#options = options;
+    this.#preserve = options.preserve ?? true;
+    this.#totalSize = totalSize;
+    this.#chunkSize = Math.max(1, Math.min(CHUNK, session.welcome.maxFrame - 1));
+    this.#frame = new Uint8Array(DATA_AT + this.#chunkSize);
+    this.#frame[FRAME_HEADER_LENGTH] = MessageType.Data;
+    this.#buf = this.#frame.subarray(DATA_AT);
+  }
+
+  /** Announces an entry, and for a file negotiates its start and sends its bytes. */
+  async send(item: Planned): Promise<void> {
+    const { result } = item;
+    this.#session.writer.frame(encodeControl(MessageType.File, this.#announcement(item)));
+    if (result.type === "dir") {
+      this.#settle(result);
+      return;
+    }
+    using file = await Deno.open(result.path, { read: true });
+    const hash = createHash("sha256");
+    let offset = 0;
+    if (this.#options.resume) {
+      const held = await this.#resume(file, result, hash);
+      if (held === undefined) return;
+      offset = held;
+    }
+    const fileHash = offset > 0 ? hash : createHash("sha256");
+    const done = await this.#sendBytes(file, result, offset, fileHash);
+    this.#totalDone += result.size - done;
+    this.#session.writer.frame(encodeControl(MessageType.End, { sha256: fileHash.digest("hex") }));
+    this.#settle(result);
+  }
+
+  /** Writes what is still buffered and waits for every entry's answer. */
+  async finish(): Promise<void> {
+    await this.#session.writer.flush();
+    await Promise.all(this.#settled);
+    await this.#session.closeWrite();
+  }
+
+  /** The FILE message's body for an entry. */
+  #announcement(item: Planned): Record<string, unknown> {
+    const { result } = item;
+    const entry: Record<string, unknown> = {
+      type: result.type,
+      name: result.name,
+      overwrite: this.#options.overwrite ?? false,
+    };
+    if (result.type === "file") {
+      entry.size = result.size;
+      entry.resume = this.#options.resume ?? false;
+    }
+    if (this.#preserve) {
+      if (item.mode !== undefined) entry.mode = item.mode & 0o777;
+      if (item.mtime !== undefined) entry.mtime = item.mtime;
+    }
+    return entry;
+  }
+
+  /**
+   * Asks where to resume a file: the offset to send from (the prefix the
+   * server holds, if it matches the local file, hashed into `hash`), or
+   * undefined when the server refused the file.
+   */
+  async #resume(file: Deno.FsFile, result: UploadResult, hash: Hash): Promise<number | undefined> {
+    const writer = this.#session.writer;
+    await writer.flush();
+    const ready = await this.#answers.next();
+    if (ready.kind === "failed") {
+      recordFailure(result, ready);
+      writer.frame(encodeControl(MessageType.End, {}));
+      this.#totalDone += result.size;
+      return undefined;
+    }
+    const held = typeof ready.offset === "number" ? ready.offset : 0;
+    let offset = 0;
+    if (held > 0 && await prefixMatches(file, held, hash, ready.prefixSha256, this.#buf)) {
+      offset = held;
+    }
+    if (offset === 0) await file.seek(0, Deno.SeekMode.Start);
+    writer.frame(encodeControl(MessageType.Start, { offset }));
+    result.resumed = offset;
+    return offset;
+  }
+
+  /** Sends a file's bytes from `offset` in DATA frames; returns how far it got. */
+  async #sendBytes(
+    file: Deno.FsFile,
+    result: UploadResult,
+    offset: number,
+    fileHash: Hash,
+  ): Promise<number> {
+    const writer = this.#session.writer;
+    const frame = this.#frame, buf = this.#buf, chunkSize = this.#chunkSize;
+    let done = offset;
+    let chunk = 0;
+    while (done < result.size) {
+      if (this.#answers.peekFailure(result.name)) break;
+      // Synchronous reads: measured to move bulk data about twice as fast.
+      // But socket writes that complete at once never give the answer
+      // reader a turn, so the first chunks of each file, and one every
+      // 5 ms, are read asynchronously: the event loop runs, and a file the
+      // server refused at once (exists, busy, too large) stops early.
+      // (A setTimeout(0) yield costs ~2 ms here; an async read, nothing.)
+      const slice = buf.subarray(0, Math.min(chunkSize, result.size - done));
+      // A small file goes out in one batched frame: nothing to stop early,
+      // and a write of its own per file would cost more than the copy.
+      const small = result.size - done <= SMALL_FILE;
+      const turn = !small && (chunk++ < 4 || performance.now() - this.#lastTurn > 5);
+      const n = turn ? await file.read(slice) : file.readSync(slice);
+      if (turn) this.#lastTurn = performance.now();
+      if (n === null || n === 0) break; // shrank while read: the server reports size_mismatch
+      fileHash.update(buf.subarray(0, n));
+      if (small) {
+        writer.frame(frame.subarray(FRAME_HEADER_LENGTH, DATA_AT + n));
+        if (writer.pending >= BATCH) await writer.flush();
+      } else {
+        await writer.writeFrame(frame.subarray(0, DATA_AT + n));
+      }
+      done += n;
+      result.sent += n;
+      this.#totalDone += n;
+      this.#options.onProgress?.({
+        name: result.name,
+        done,
+        size: result.size,
+        totalDone: this.#totalDone,
+        totalSize: this.#totalSize,
+      });
+    }
+    return done;
+  }
+
+  /** Records the entry's answer in its result when it comes. */
+  #settle(result: UploadResult): void {
+    this.#settled.push(
+      this.#answers.next().then((answer) => {
+        if (answer.kind === "committed") {
+          result.status = "committed";
+          if (typeof answer.sha256 === "string") result.sha256 = answer.sha256;
+        } else {
+          recordFailure(result, answer);
+        }
+      }),
+    );
+  }
 }
 
 /** Hashes the first `length` bytes of `file` into `hash` and compares with the server's. */
