@@ -232,7 +232,7 @@ export async function clientTls(
     return { insecure: true };
   }
   if ("pin" in plan) return { pin: plan.pin };
-  if ("ca" in plan) return { caCerts: [await Deno.readTextFile(plan.ca)] };
+  if ("ca" in plan) return { caCerts: [await readFlagFile("ca", plan.ca)] };
   const knownHosts = plan.knownHosts ?? defaultConfigPath("known_hosts");
   if (knownHosts === undefined) {
     throw new Error(
@@ -293,4 +293,26 @@ const FLAGS_FOR_OPTIONS: readonly (readonly [string, string])[] = [
 export function withFlags(message: string): string {
   for (const [option, flag] of FLAGS_FOR_OPTIONS) message = message.replace(option, flag);
   return message;
+}
+
+/**
+ * Reads the file a flag names; a failure says which flag and file and what
+ * is wrong, in words: `Cannot read --ca "ca.pem": no such file`.
+ */
+export async function readFlagFile(flag: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied by the file system"
+      : error instanceof Error && error.name === "InvalidData"
+      ? "not UTF-8 text"
+      : undefined;
+    if (why === undefined) throw error;
+    throw new Error(`Cannot read --${flag} "${path}": ${why}`, { cause: error });
+  }
 }

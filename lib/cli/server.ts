@@ -36,6 +36,7 @@ import {
   parse,
   period,
   print,
+  readFlagFile,
   UsageError,
 } from "./common.ts";
 
@@ -309,7 +310,7 @@ async function readServerInputs(plan: ServerPlan): Promise<ServerInputs> {
 async function readAccess(access: AccessPlan): Promise<AccessList | undefined> {
   const fromFile = access.file === undefined
     ? { allow: [], deny: [] }
-    : parseAccessFile(await Deno.readTextFile(access.file), access.file);
+    : parseAccessFile(await readFlagFile("allow-file", access.file), access.file);
   const allow = [...access.allow, ...fromFile.allow];
   const deny = [...access.deny, ...fromFile.deny];
   return allow.length + deny.length === 0 ? undefined : AccessList.from({ allow, deny });

@@ -349,6 +349,10 @@ async function open(address: Address, text: string, options: DialOptions): Promi
     if (error instanceof Deno.errors.NotFound && address.transport === "unix") {
       throw new ConnectError(text, "no such socket file", { cause: error });
     }
+    if (error instanceof Error && error.message.startsWith("failed to lookup address")) {
+      // Deno reports a failed name lookup as a plain Error with resolver text.
+      throw new ConnectError(text, "host name not found", { cause: error });
+    }
     if (signal.aborted) {
       const why = options.signal?.aborted ? "aborted" : `timed out after ${limit} ms`;
       throw new ConnectError(text, why, { cause: error });

@@ -123,11 +123,46 @@ function positive(name: string, value: number, allowZero = false): number {
   return value;
 }
 
+/**
+ * Listens on a TCP address; an OS error becomes the same class with the
+ * address in its message: `Cannot listen on "127.0.0.1:7070": address
+ * already in use`.
+ */
+function listenTcp(
+  address: Extract<Address, { transport: "tcp" }>,
+  tls: ServeOptions["tls"],
+): Deno.Listener {
+  const { hostname, port } = address;
+  try {
+    return tls
+      ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
+      : Deno.listen({ hostname, port });
+  } catch (error) {
+    throw listenFailure(formatAddress(address), error);
+  }
+}
+
+/** What the OS said, in words, with the address; the error keeps its class and its cause. */
+function listenFailure(where: string, error: unknown): unknown {
+  const why = error instanceof Deno.errors.AddrInUse
+    ? "address already in use"
+    : error instanceof Deno.errors.AddrNotAvailable
+    ? "no interface of this machine has that address"
+    : error instanceof Deno.errors.PermissionDenied
+    ? "permission denied by the system (ports below 1024 need privileges)"
+    : error instanceof Deno.errors.NotFound
+    ? "its directory does not exist"
+    : undefined;
+  if (why === undefined || !(error instanceof Error)) return error;
+  const Class = error.constructor as new (message: string, options: ErrorOptions) => Error;
+  return new Class(`Cannot listen on "${where}": ${why}`, { cause: error });
+}
+
 async function listenUnix(path: string): Promise<Deno.Listener> {
   try {
     return Deno.listen({ transport: "unix", path });
   } catch (error) {
-    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    if (!(error instanceof Deno.errors.AddrInUse)) throw listenFailure(`unix:${path}`, error);
   }
   const info = await Deno.lstat(path);
   if (!info.isSocket) {
@@ -704,12 +739,7 @@ export async function startServer(
         unixPaths.push(address.path);
         await Deno.chmod(address.path, 0o600);
       } else {
-        const { hostname, port } = address;
-        listeners.push(
-          options.tls
-            ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
-            : Deno.listen({ hostname, port }),
-        );
+        listeners.push(listenTcp(address, options.tls));
       }
     }
     return new Server(listeners, unixPaths, { ...options, services });

@@ -113,7 +113,12 @@ async function plan(paths: readonly string[], to: string | undefined): Promise<P
   const out: Planned[] = [];
   const prefix = to === undefined || to === "" ? "" : `${to.replace(/\/+$/, "")}/`;
   const visit = async (path: string, name: string): Promise<void> => {
-    const info = await Deno.lstat(path);
+    const info = await Deno.lstat(path).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new Deno.errors.NotFound(`Cannot upload "${path}": no such file or directory`, {
+        cause: error,
+      });
+    });
     const attrs = { mode: info.mode ?? undefined, mtime: info.mtime?.getTime() };
     const base = { path, name, sent: 0, resumed: 0 };
     if (info.isSymlink) {
